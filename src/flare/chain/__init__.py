@@ -1,0 +1,1 @@
+"""The chain adapter: deploy FlareRounds and speak to it through web3 as a `Ledger`."""

@@ -1,0 +1,82 @@
+"""The `flare-node` root command: wires every command group and turns domain errors into exits.
+
+Each group lives in its own module and keeps heavy imports (torch, lerobot, web3) inside its
+command functions, so `flare-node --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from flare import __version__
+from flare.cli import contract, data, demo, init, keys, store, train, vrf
+from flare.protocol.errors import FlareError
+
+
+class UserFacingError(click.ClickException):
+    """A `FlareError` as click shows it: `Error: message`, a hint line, the error's exit code."""
+
+    def __init__(self, error: FlareError) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.exit_code = error.exit_code
+
+    def format_message(self) -> str:
+        if self.error.hint:
+            return f"{self.error.message}\n  hint: {self.error.hint}"
+        return self.error.message
+
+
+class FlareGroup(TyperGroup):
+    """Root group: the single place where domain errors become messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FlareError as error:
+            raise UserFacingError(error) from error
+
+
+app = typer.Typer(
+    name="flare-node",
+    cls=FlareGroup,
+    help="Decentralized federated learning node for SmolVLA robot policies.",
+    no_args_is_help=True,
+    # Locals can hold passwords and keys: never print them in a traceback.
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"flare-node {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """flare-node: train locally, share compressed updates, aggregate by VRF committee."""
+
+
+app.add_typer(contract.app, name="contract")
+app.add_typer(store.app, name="store")
+app.add_typer(keys.app, name="keys")
+app.add_typer(vrf.app, name="vrf")
+app.add_typer(data.app, name="data")
+app.command("init")(init.init)
+app.command("train")(train.train)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

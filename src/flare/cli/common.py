@@ -1,0 +1,62 @@
+"""Options and output shared by every command: the node home, `--json`, the RPC URL.
+
+The CLI is the only layer that reads the environment; these helpers are where it does so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_HOME = Path("~/.flare")
+DEFAULT_RPC = "eth-tester://"
+
+
+def default_home() -> Path:
+    """`$FLARE_HOME`, else `~/.flare`: where keys, state and the embedded store live."""
+    return Path(os.environ.get("FLARE_HOME", str(DEFAULT_HOME))).expanduser()
+
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Node home (keys, state, embedded store). Default: $FLARE_HOME or ~/.flare.",
+        show_default=False,
+    ),
+]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document for machines instead of text.")
+]
+
+RpcOption = Annotated[
+    str,
+    typer.Option(
+        "--rpc",
+        envvar="FLARE_RPC",
+        help="Chain endpoint: eth-tester:// (in-process EVM, the default) or http(s)://host:port.",
+    ),
+]
+
+
+def resolve_home(home: Path | None) -> Path:
+    """The node home named on the command line, else the default."""
+    return (home if home is not None else default_home()).expanduser()
+
+
+def emit_json(payload: Any) -> None:
+    """Print one JSON document on stdout (bytes as 0x-hex, paths as strings)."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return "0x" + value.hex()
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=encode))

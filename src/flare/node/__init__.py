@@ -1,0 +1,1 @@
+"""The peer: training, compression, content store, committee work, the round loop, keys."""
