@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,28 +16,17 @@ from flare.cli import contract, data, demo, init, keys, store, train, vrf
 from flare.protocol.errors import FlareError
 
 
-class UserFacingError(click.ClickException):
-    """A `FlareError` as click shows it: `Error: message`, a hint line, the error's exit code."""
-
-    def __init__(self, error: FlareError) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.exit_code = error.exit_code
-
-    def format_message(self) -> str:
-        if self.error.hint:
-            return f"{self.error.message}\n  hint: {self.error.hint}"
-        return self.error.message
-
-
 class FlareGroup(TyperGroup):
     """Root group: the single place where domain errors become messages and exit codes."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except FlareError as error:
-            raise UserFacingError(error) from error
+            typer.echo(f"Error: {error.message}", err=True)
+            if error.hint:
+                typer.echo(f"  hint: {error.hint}", err=True)
+            raise typer.Exit(error.exit_code) from error
 
 
 app = typer.Typer(
