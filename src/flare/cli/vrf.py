@@ -1,7 +1,148 @@
-"""`flare-node vrf` commands."""
+"""`flare-node vrf`: verify and make committee proofs, and preview the claim threshold.
+
+Auditors check a `SeatClaimed` event with `vrf verify`: the same public key, alpha and proof
+must give the output the event recorded. Alpha is given as hex, or as the round's seed and
+number, which builds it exactly as nodes do (seed || uint256 round).
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="vrf commands.", no_args_is_help=True)
+from flare.cli.common import HomeOption, JsonOption, emit_json, resolve_home
+from flare.cli.password import PasswordFileOption, read_password
+from flare.protocol import sortition, vrf
+from flare.protocol.errors import ConfigError, IntegrityError
+
+app = typer.Typer(help="Verify and make VRF committee proofs.", no_args_is_help=True)
+
+AlphaOption = Annotated[
+    str | None, typer.Option("--alpha", help="VRF input as hex (alternative to --seed/--round).")
+]
+SeedOption = Annotated[str | None, typer.Option("--seed", help="Round seed, 32 bytes as hex.")]
+RoundOption = Annotated[int | None, typer.Option("--round", help="Round number.", min=0)]
+
+
+class InvalidProofError(IntegrityError):
+    """A VRF proof failed verification."""
+
+
+@app.command()
+def verify(
+    public_key: Annotated[
+        str, typer.Option("--public-key", help="The prover's VRF public key, 32 bytes as hex.")
+    ],
+    proof: Annotated[str, typer.Option("--proof", help="The proof, 80 bytes as hex.")],
+    alpha: AlphaOption = None,
+    seed: SeedOption = None,
+    round_number: RoundOption = None,
+    claimed: Annotated[
+        str | None,
+        typer.Option("--output", help="Also require this output (the bytes32 in SeatClaimed)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check a proof; print its 64-byte output and exit 0, or print why it fails and exit 1."""
+    alpha_bytes = _alpha(alpha, seed, round_number)
+    result = vrf.verify(_hex(public_key, "--public-key"), alpha_bytes, _hex(proof, "--proof"))
+    if claimed is not None:
+        result = sortition.check_output(result, _hex(claimed, "--output"))
+    if isinstance(result, vrf.InvalidProof):
+        if json_output:
+            emit_json(
+                {"valid": False, "rejection": result.rejection.value, "reason": result.reason}
+            )
+            raise typer.Exit(code=InvalidProofError.exit_code)
+        raise InvalidProofError(
+            f"invalid VRF proof: {result.reason}",
+            hint="a seat claimed with this proof must be ignored; check that the key, alpha "
+            "and proof were copied exactly",
+        )
+    rank = sortition.rank_value(result)
+    if json_output:
+        emit_json({"valid": True, "beta": result, "output": rank, "alpha": alpha_bytes})
+        return
+    typer.echo(f"0x{result.hex()}")
+    typer.echo(f"valid proof; on-chain output (first 32 bytes) 0x{rank.hex()}", err=True)
+
+
+@app.command()
+def prove(
+    alpha: AlphaOption = None,
+    seed: SeedOption = None,
+    round_number: RoundOption = None,
+    home: HomeOption = None,
+    password_file: PasswordFileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Prove over alpha with this node's VRF key: print the proof, output and public key."""
+    from flare.node.identity import KeyPaths, open_sealed_key
+
+    alpha_bytes = _alpha(alpha, seed, round_number)
+    password = read_password(password_file, prompt="Key password")
+    secret = open_sealed_key(KeyPaths(resolve_home(home)).vrf, password)
+    proof = vrf.prove(secret, alpha_bytes)
+    beta = vrf.proof_to_hash(proof)
+    payload = {
+        "public_key": vrf.public_key(secret),
+        "alpha": alpha_bytes,
+        "proof": proof,
+        "beta": beta,
+        "output": sortition.rank_value(beta),
+    }
+    if json_output:
+        emit_json(payload)
+        return
+    for name, value in payload.items():
+        typer.echo(f"{name:<11} 0x{value.hex()}")
+
+
+@app.command()
+def threshold(
+    committee_size: Annotated[int, typer.Option("--committee-size", "-k", help="Seats k.", min=1)],
+    eligible: Annotated[int, typer.Option("--eligible", help="Eligible nodes n.", min=0)],
+    max_miss: Annotated[
+        float,
+        typer.Option("--max-miss", help="Accepted chance that fewer than k nodes claim."),
+    ] = sortition.DEFAULT_MISS_PROBABILITY,
+    participation: Annotated[
+        float, typer.Option("--participation", help="Share of eligible nodes expected online.")
+    ] = 1.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the claim threshold nodes use for k seats among n eligible nodes."""
+    fraction = sortition.claim_fraction(
+        committee_size, eligible, max_miss=max_miss, participation=participation
+    )
+    value = sortition.claim_threshold(
+        committee_size, eligible, max_miss=max_miss, participation=participation
+    )
+    expected = fraction * eligible * participation
+    if json_output:
+        emit_json({"threshold": hex(value), "fraction": fraction, "expected_claims": expected})
+        return
+    if value >= sortition.RANK_SPACE:
+        typer.echo(f"every eligible node claims (n={eligible} is at most k={committee_size})")
+    else:
+        typer.echo(f"claim when output < {hex(value)}")
+    typer.echo(f"share of outputs under it: {fraction:.4g}; expected claims: {expected:.1f}")
+
+
+def _alpha(alpha: str | None, seed: str | None, round_number: int | None) -> bytes:
+    if alpha is not None and seed is None and round_number is None:
+        return _hex(alpha, "--alpha")
+    if alpha is None and seed is not None and round_number is not None:
+        return sortition.alpha_for(_hex(seed, "--seed"), round_number)
+    raise ConfigError(
+        "give either --alpha, or both --seed and --round",
+        hint="alpha for round r is seed_r || r as a 32-byte big-endian integer",
+    )
+
+
+def _hex(value: str, option: str) -> bytes:
+    try:
+        return bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise ConfigError(f"{option} is not a hex string: {value[:20]!r}") from None

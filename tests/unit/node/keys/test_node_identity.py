@@ -1,0 +1,224 @@
+"""The node home: creating and loading both keys, the sealed ed25519 key, and its caps."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nacl.pwhash
+import pytest
+from eth_keys.datatypes import PrivateKey
+
+from flare.node import identity, keys
+from flare.protocol import vrf
+
+PASSWORD = "correct horse battery staple"
+# The cheapest costs the formats allow: tests check behaviour, not the KDF's strength.
+CHEAP = identity.KdfCost(
+    scrypt_n=2,
+    argon2_opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
+    argon2_memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
+)
+SECRET = bytes(range(32))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "node-home"
+
+
+def sealed(tmp_path: Path, **changes: Any) -> Path:
+    document = json.loads(
+        identity.seal_secret_key(
+            SECRET, PASSWORD, opslimit=CHEAP.argon2_opslimit, memlimit=CHEAP.argon2_memlimit
+        )
+    )
+    for name, value in changes.items():
+        section, _, field = name.partition("__")
+        if field:
+            document[section][field] = value
+        else:
+            document[section] = value
+    path = tmp_path / "vrf.json"
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    return path
+
+
+def test_create_writes_private_files_in_a_private_home(home: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    finally:
+        os.umask(old)
+
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert created.paths.keys_dir.stat().st_mode & 0o777 == 0o700
+    for path in (created.paths.ethereum, created.paths.vrf):
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in created.paths.keys_dir.iterdir()) == ["ethereum.json", "vrf.json"]
+    assert created.backups == ()
+
+
+def test_load_returns_the_keys_that_create_made(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    loaded = identity.load_node_keys(home, PASSWORD)
+
+    assert loaded.identity == created.identity
+    assert PrivateKey(loaded.ethereum_key).public_key.to_checksum_address() == (
+        created.identity.address
+    )
+    assert vrf.public_key(loaded.vrf_secret_key) == created.identity.vrf_public_key
+
+
+def test_public_identity_needs_no_password(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    assert identity.read_identity(home) == created.identity
+
+
+def test_keys_are_fresh_for_every_node(tmp_path: Path) -> None:
+    first = identity.create_node_keys(tmp_path / "a", PASSWORD, cost=CHEAP).identity
+    second = identity.create_node_keys(tmp_path / "b", PASSWORD, cost=CHEAP).identity
+
+    assert first.address != second.address
+    assert first.vrf_public_key != second.vrf_public_key
+
+
+def test_existing_keys_are_not_overwritten_without_force(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    before = {p: p.read_bytes() for p in (created.paths.ethereum, created.paths.vrf)}
+
+    with pytest.raises(keys.KeyFileExistsError, match="already holds keys"):
+        identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_force_replaces_keys_and_keeps_loadable_backups(home: Path, tmp_path: Path) -> None:
+    old = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    new = identity.create_node_keys(home, "another password", cost=CHEAP, force=True)
+
+    assert new.identity != old.identity
+    assert identity.load_node_keys(home, "another password").identity == new.identity
+    ethereum_backup, vrf_backup = new.backups
+    assert keys.keystore_address(ethereum_backup) == old.identity.address.lower()
+    assert vrf.public_key(identity.open_sealed_key(vrf_backup, PASSWORD)) == (
+        old.identity.vrf_public_key
+    )
+
+
+def test_wrong_password_is_reported_for_either_key(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    with pytest.raises(keys.WrongPasswordError, match="keystore"):
+        identity.load_node_keys(home, "wrong password")
+    with pytest.raises(keys.WrongPasswordError, match="sealed key"):
+        identity.open_sealed_key(created.paths.vrf, "wrong password")
+
+
+def test_loading_refuses_group_readable_key_files(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    created.paths.vrf.chmod(0o640)
+
+    with pytest.raises(keys.InsecureKeyFileError):
+        identity.load_node_keys(home, PASSWORD)
+    with pytest.raises(keys.InsecureKeyFileError):
+        identity.read_identity(home)
+
+
+def test_missing_home_points_to_init(tmp_path: Path) -> None:
+    with pytest.raises(keys.KeyFileMissingError) as caught:
+        identity.read_identity(tmp_path / "nowhere")
+
+    assert caught.value.hint is not None
+    assert "flare-node init" in caught.value.hint
+
+
+def test_altered_keystore_address_is_detected(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    document = json.loads(created.paths.ethereum.read_text())
+    document["address"] = "00" * 20
+    created.paths.ethereum.write_text(json.dumps(document))
+
+    with pytest.raises(keys.KeyMismatchError, match="not the address it declares"):
+        identity.load_node_keys(home, PASSWORD)
+
+
+def test_sealed_key_round_trip(tmp_path: Path) -> None:
+    path = sealed(tmp_path)
+
+    assert identity.open_sealed_key(path, PASSWORD) == SECRET
+    assert identity.sealed_public_key(path) == vrf.public_key(SECRET)
+
+
+def test_sealed_key_with_a_swapped_public_key_is_detected(tmp_path: Path) -> None:
+    path = sealed(tmp_path, public_key=vrf.public_key(bytes(32)).hex())
+
+    with pytest.raises(keys.KeyMismatchError):
+        identity.open_sealed_key(path, PASSWORD)
+
+
+def test_sealed_key_with_altered_ciphertext_fails_authentication(tmp_path: Path) -> None:
+    document = json.loads(sealed(tmp_path).read_text())
+    ciphertext = bytearray.fromhex(document["cipher"]["ciphertext"])
+    ciphertext[0] ^= 1
+    path = sealed(tmp_path, cipher__ciphertext=ciphertext.hex())
+
+    with pytest.raises(keys.WrongPasswordError):
+        identity.open_sealed_key(path, PASSWORD)
+
+
+BAD_SEALED = {
+    "opslimit over cap": {"kdf__opslimit": identity.ARGON2_MAX_OPSLIMIT + 1},
+    "memlimit over cap": {"kdf__memlimit": identity.ARGON2_MAX_MEMLIMIT * 2},
+    "memlimit under libsodium minimum": {"kdf__memlimit": 1024},
+    "opslimit zero": {"kdf__opslimit": 0},
+    "opslimit as text": {"kdf__opslimit": "2"},
+    "not argon2id": {"kdf__name": "scrypt"},
+    "short salt": {"kdf__salt": "00" * 8},
+    "other cipher": {"cipher__name": "aes-gcm"},
+    "short nonce": {"cipher__nonce": "00" * 12},
+    "short ciphertext": {"cipher__ciphertext": "00" * 32},
+    "unknown format": {"format": "flare-sealed-key/2"},
+    "bad public key": {"public_key": "zz"},
+}
+
+
+@pytest.mark.parametrize("changes", BAD_SEALED.values(), ids=BAD_SEALED.keys())
+def test_bad_sealed_keys_are_refused_before_any_derivation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any]
+) -> None:
+    path = sealed(tmp_path, **changes)
+
+    def no_derivation(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("Argon2id ran on a sealed key that should have been refused")
+
+    monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", no_derivation)
+
+    with pytest.raises(keys.KeyFileError, match="cannot be used"):
+        identity.open_sealed_key(path, PASSWORD)
+
+
+def test_node_keys_never_show_secrets_in_repr(home: Path) -> None:
+    identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    loaded = identity.load_node_keys(home, PASSWORD)
+
+    text = repr(loaded)
+    assert loaded.ethereum_key.hex() not in text
+    assert loaded.vrf_secret_key.hex() not in text
+    assert repr(loaded.ethereum_key) not in text
+    assert repr(loaded.vrf_secret_key) not in text
+
+
+def test_a_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    with pytest.raises(keys.KeyFileError, match="cannot create the key directory"):
+        identity.create_node_keys(blocker / "home", PASSWORD, cost=CHEAP)
