@@ -78,6 +78,7 @@ slither: node_modules/.installed $(TOOLS)/slither/.installed  ## static analysis
 bench: setup  ## print the benchmark figures
 	$(PY) bench/gas.py
 	$(PY) bench/vrf.py
+	$(PY) bench/cid.py
 
 clean:
 	rm -rf $(VENV) node_modules $(TOOLS) contracts/out contracts/cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,270 @@
+"""The IPFS backend: a daemon's RPC API (Kubo in production, js-ipfs in tests) via ipfshttpclient.
+
+Every add passes the importer settings explicitly (CIDv1, raw leaves, 256 KiB chunks, sha2-256)
+because daemons differ in their defaults (Kubo's newer profile uses 1 MiB chunks); the bytes
+are also hashed locally on their way out, and an add whose CID differs from the local one is an
+error, so a daemon never silently names a file differently from the embedded store. Reads walk
+the DAG with `block/get` and verify every block before handing a byte out.
+
+Calls that fail to reach the daemon are retried a bounded number of times with exponential
+backoff, then raise `StoreUnavailableError` naming the daemon's address.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
+
+import ipfshttpclient
+from ipfshttpclient import exceptions as ipfs_errors
+
+from flare.node.store.pipeline import ReadAhead
+from flare.protocol.cid import Cid, StorageIntegrityError, decode_cid, encode_cid
+from flare.protocol.errors import FlareError
+from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
+from flare.protocol.unixfs import CHUNK_SIZE, FileHasher, file_size, iter_file
+
+__all__ = ["DaemonError", "IpfsStore", "api_multiaddr"]
+
+# ipfshttpclient 0.7.0 passes urllib3 a `strict` flag that urllib3 2.x deprecates on every new
+# connection pool; the warning is about the library, not about anything a user can change.
+warnings.filterwarnings(
+    "ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning
+)
+
+T = TypeVar("T")
+
+_RETRYABLE = (ipfs_errors.ConnectionError, ipfs_errors.TimeoutError, ipfs_errors.ProtocolError)
+_MISSING = re.compile(r"timed out|deadline exceeded|not found|could not find", re.IGNORECASE)
+_ADD_OPTIONS = {"cid-base": "base32", "hash": "sha2-256"}
+
+
+class DaemonError(FlareError, RuntimeError):
+    """The daemon answered a request with an error that is not about missing content."""
+
+
+def api_multiaddr(host: str, port: int) -> str:
+    """The RPC multiaddr ipfshttpclient expects for `host:port`."""
+    if re.fullmatch(r"[0-9.]+", host):
+        protocol = "ip4"
+    elif ":" in host:
+        protocol = "ip6"
+    else:
+        protocol = "dns"
+    return f"/{protocol}/{host.strip('[]')}/tcp/{port}/http"
+
+
+class IpfsStore:
+    """A `BlobStore` over an IPFS daemon's RPC API."""
+
+    def __init__(
+        self,
+        api: str,
+        *,
+        timeout: float = 300.0,
+        fetch_timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`api` is the RPC multiaddr (see `api_multiaddr`); `fetch_timeout` bounds how long the
+        daemon may search the network for a block before it counts as missing."""
+        self._api = api
+        self._fetch_timeout = f"{fetch_timeout:g}s"
+        self._has_timeout = f"{min(fetch_timeout, 2.0):g}s"
+        self._retries = max(1, retries)
+        self._backoff = backoff
+        self._sleep = sleep
+        # Read the source in whole chunks: the local hasher then never re-buffers.
+        self._client = ipfshttpclient.Client(api, timeout=timeout, chunk_size=CHUNK_SIZE)
+
+    @property
+    def location(self) -> str:
+        return self._api
+
+    # ------------------------------------------------------------------ writing
+
+    def put(self, data: bytes, *, pin: bool = True) -> str:
+        return self.put_stream(io.BytesIO(data), pin=pin)
+
+    def put_stream(
+        self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None
+    ) -> str:
+        start = stream.tell() if stream.seekable() else None
+
+        def attempt() -> str:
+            if start is not None:
+                stream.seek(start)
+            tee = _HashingReader(stream, progress)
+            answer = self._client.add(
+                tee,
+                cid_version=1,
+                raw_leaves=True,
+                chunker=f"size-{CHUNK_SIZE}",
+                pin=pin,
+                opts=dict(_ADD_OPTIONS),
+            )
+            local = tee.finish()
+            remote = Cid.parse(str(answer["Hash"]))
+            if remote != local:
+                if pin:  # do not leave the wrongly named copy pinned on the daemon
+                    self._client.pin.rm(remote.text)
+                raise StorageIntegrityError(
+                    remote.text,
+                    f"the daemon named the content {remote}, but its bytes hash to {local}",
+                    hint="the daemon ignored the importer settings; upgrade it or use Kubo",
+                )
+            return local.text
+
+        return self._call("add", attempt, retry=start is not None)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, cid: str) -> bytes:
+        return b"".join(self.get_stream(cid))
+
+    def get_stream(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
+        return self._stream(Cid.parse(cid), progress)
+
+    def _stream(self, root: Cid, progress: Progress | None) -> Iterator[bytes]:
+        reader = ReadAhead(lambda block: self._block(root, block), workers=4, window=16)
+        try:
+            for piece in iter_file(root, reader.fetch, hint=reader.hint):
+                if progress is not None:
+                    progress(len(piece))
+                yield piece
+        finally:
+            reader.close()
+
+    def size(self, cid: str) -> int:
+        root = Cid.parse(cid)
+        return file_size(root, self._block(root, root))
+
+    def has(self, cid: str) -> bool:
+        """Whether the daemon holds the root block (one request, whatever the file's size)."""
+        root = Cid.parse(cid)
+        # `offline` keeps Kubo from asking peers; js-ipfs ignores it, so a short timeout backs it.
+        try:
+            self._call(
+                f"block/stat {root}",
+                lambda: self._client.block.stat(
+                    root.text, opts={"offline": "true", "timeout": self._has_timeout}
+                ),
+            )
+        except DaemonError as error:
+            if _MISSING.search(error.message):
+                return False
+            raise
+        return True
+
+    def _block(self, root: Cid, cid: Cid) -> bytes:
+        try:
+            data = self._call(
+                f"block/get {cid}",
+                lambda: self._client.block.get(cid.text, opts={"timeout": self._fetch_timeout}),
+            )
+        except DaemonError as error:
+            if _MISSING.search(error.message):
+                raise BlockNotFoundError(root.text, self._api, block=cid.text) from error
+            raise
+        if not isinstance(data, bytes):
+            raise DaemonError(f"the daemon at {self._api} sent no bytes for block {cid}")
+        return data
+
+    # ------------------------------------------------------------------ pins and gc
+
+    def pin(self, cid: str) -> None:
+        root = Cid.parse(cid)
+        try:
+            self._call(
+                f"pin/add {root}",
+                lambda: self._client.pin.add(root.text, opts={"timeout": self._fetch_timeout}),
+            )
+        except DaemonError as error:
+            if _MISSING.search(error.message):
+                raise BlockNotFoundError(root.text, self._api) from error
+            raise
+
+    def unpin(self, cid: str) -> bool:
+        root = Cid.parse(cid)
+        try:
+            self._call(f"pin/rm {root}", lambda: self._client.pin.rm(root.text))
+        except DaemonError as error:
+            if "not pinned" in error.message:
+                return False
+            raise
+        return True
+
+    def pins(self) -> list[str]:
+        # No cid-base here: a daemon may hold CIDv0 pins, which base32 cannot spell; they are
+        # converted to CIDv1 text like every other CID this store hands out.
+        answer = self._call("pin/ls", lambda: self._client.pin.ls(type="recursive"))
+        return sorted(encode_cid(decode_cid(key)) for key in answer["Keys"])
+
+    def gc(self) -> GcReport:
+        answer = self._call("repo/gc", lambda: self._client.repo.gc())
+        errors = [item["Error"] for item in answer if item.get("Error")]
+        if errors:
+            raise DaemonError(f"the daemon at {self._api} reported gc errors: {errors[0]}")
+        removed = sum(1 for item in answer if item.get("Key"))
+        return GcReport(removed_blocks=removed, freed_bytes=None)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> IpfsStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _call(self, what: str, request: Callable[[], T], *, retry: bool = True) -> T:
+        """Run `request`, retrying transport failures with backoff; daemon errors are final."""
+        attempts = self._retries if retry else 1
+        attempt = 1
+        while True:
+            try:
+                return request()
+            except ipfs_errors.ErrorResponse as error:
+                raise DaemonError(f"the daemon at {self._api} refused {what}: {error}") from error
+            except _RETRYABLE as error:
+                if attempt >= attempts:
+                    raise StoreUnavailableError(self._api, attempts, _reason(error)) from error
+                self._sleep(self._backoff * 2 ** (attempt - 1))
+                attempt += 1
+            except ipfs_errors.Error as error:
+                raise DaemonError(f"the daemon at {self._api} failed {what}: {error}") from error
+
+
+def _reason(error: Exception) -> str:
+    """The useful end of a transport error ("Connection refused"), not urllib3's whole story."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    return found.group(1).strip() if found else text[:200]
+
+
+class _HashingReader:
+    """A read-only stream that hashes (and counts) what the HTTP client reads from it."""
+
+    name = "content"
+
+    def __init__(self, stream: BinaryIO, progress: Progress | None) -> None:
+        self._stream = stream
+        self._hasher = FileHasher()
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._hasher.update(data)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return data
+
+    def finish(self) -> Cid:
+        return self._hasher.finish()
