@@ -1,0 +1,316 @@
+"""`Web3Ledger`: the protocol's `Ledger` port over a deployed FlareRounds contract.
+
+Works the same over the in-process chain and a JSON-RPC node. Every call goes through the
+`Transactor`, so reverts arrive as the contract's own `ContractError` subclasses and transport
+failures as `UnavailableError`s naming the endpoint. `open_ledger` checks that the address holds
+a FlareRounds before anything is sent to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_abi.exceptions import DecodingError
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import Web3Exception
+
+from flare.chain.artifact import Artifact, load_artifact
+from flare.chain.connect import endpoint_of
+from flare.chain.events import EventDecoder, fetch_events, snake
+from flare.chain.reverts import RevertDecoder
+from flare.chain.transact import Transactor
+from flare.protocol.errors import ConfigError, FlareError
+from flare.protocol.events import AggregateProposed, ChainEvent
+from flare.protocol.ledger import ProposalReceipt, TxReceipt
+from flare.protocol.rounds import (
+    NodeInfo,
+    Phase,
+    Proposal,
+    RoundConfig,
+    RoundInfo,
+    Seat,
+    address_bytes,
+)
+
+
+class NoContractError(ConfigError):
+    """Nothing is deployed at the address on this chain."""
+
+
+class NotFlareRoundsError(ConfigError):
+    """The address holds a contract that does not answer like FlareRounds."""
+
+
+def word(value: bytes, what: str) -> bytes:
+    """A `bytes32` argument, checked here so a wrong length fails with a clear message."""
+    if len(value) != 32:
+        raise ConfigError(f"{what} must be 32 bytes, got {len(value)}")
+    return bytes(value)
+
+
+def checksum(address: str) -> ChecksumAddress:
+    """A validated, checksummed address (`ConfigError` for anything else)."""
+    return to_checksum_address(address_bytes(address))
+
+
+class Web3Ledger:
+    """FlareRounds at `address`, sending from `private_key` (None: read-only)."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        artifact: Artifact | None = None,
+        private_key: bytes | None = None,
+        *,
+        poll_latency: float = 0.005,
+    ) -> None:
+        self.w3 = w3
+        self.artifact = artifact if artifact is not None else load_artifact()
+        self._address = checksum(address)
+        self._contract = w3.eth.contract(
+            address=self._address,
+            abi=self.artifact.abi,
+            decode_tuples=True,
+        )
+        self._tx = Transactor(
+            w3, RevertDecoder(self.artifact.abi), private_key, poll_latency=poll_latency
+        )
+        self._decoder = EventDecoder(self.artifact.abi, self._address)
+        self._chain_id = self._tx.call(lambda: int(w3.eth.chain_id))
+
+    # ---------------------------------------------------------------- identity and chain
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def chain_id(self) -> int:
+        return self._chain_id
+
+    @property
+    def account(self) -> str | None:
+        return self._tx.address
+
+    def block_number(self) -> int:
+        return self._tx.call(lambda: int(self.w3.eth.block_number))
+
+    def timestamp(self) -> int:
+        return self._tx.call(lambda: int(self.w3.eth.get_block("latest")["timestamp"]))
+
+    def events(self, from_block: int, to_block: int | None = None) -> list[ChainEvent]:
+        last = self.block_number() if to_block is None else to_block
+        return self._tx.call(
+            lambda: fetch_events(self.w3, self._decoder, self._address, from_block, last)
+        )
+
+    def code_matches_artifact(self) -> bool:
+        """Whether the deployed runtime code is exactly this artifact's build."""
+        code = self._tx.call(lambda: bytes(self.w3.eth.get_code(self._address)))
+        return self.artifact.code_matches(code)
+
+    # ---------------------------------------------------------------- transactions
+
+    def _send(self, fn: ContractFunction) -> TxReceipt:
+        receipt = self._tx.send(fn)
+        return TxReceipt(
+            tx_hash=bytes(receipt["transactionHash"]),
+            block=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            events=tuple(self._decoder.decode_all(receipt["logs"])),
+        )
+
+    def register(self, vrf_public_key: bytes) -> TxReceipt:
+        return self._send(self._contract.functions.register(word(vrf_public_key, "VRF public key")))
+
+    def deregister(self) -> TxReceipt:
+        return self._send(self._contract.functions.deregister())
+
+    def submit_update(self, round: int, cid: bytes, num_samples: int) -> TxReceipt:
+        return self._send(self._contract.functions.submitUpdate(round, cid, num_samples))
+
+    def claim_seat(self, round: int, output: bytes, proof: bytes) -> TxReceipt:
+        return self._send(
+            self._contract.functions.claimSeat(round, word(output, "VRF output"), proof)
+        )
+
+    def propose_aggregate(self, round: int, cid: bytes, updates_root: bytes) -> ProposalReceipt:
+        sent = self._send(
+            self._contract.functions.proposeAggregate(
+                round, cid, word(updates_root, "updates root")
+            )
+        )
+        ids = [e.proposal_id for e in sent.events if isinstance(e, AggregateProposed)]
+        return ProposalReceipt(
+            tx_hash=sent.tx_hash,
+            block=sent.block,
+            gas_used=sent.gas_used,
+            events=sent.events,
+            proposal_id=ids[0],
+        )
+
+    def vote(self, round: int, proposal_id: int, approve: bool) -> TxReceipt:
+        return self._send(self._contract.functions.vote(round, proposal_id, approve))
+
+    def close_round(self, round: int) -> TxReceipt:
+        return self._send(self._contract.functions.closeRound(round))
+
+    def start(self) -> TxReceipt:
+        return self._send(self._contract.functions.start())
+
+    def allow(self, node: str) -> TxReceipt:
+        return self._send(self._contract.functions.allow(checksum(node)))
+
+    def disallow(self, node: str) -> TxReceipt:
+        return self._send(self._contract.functions.disallow(checksum(node)))
+
+    def set_allowlist(self, enabled: bool) -> TxReceipt:
+        return self._send(self._contract.functions.setAllowlist(enabled))
+
+    def set_config(self, config: RoundConfig) -> TxReceipt:
+        return self._send(self._contract.functions.setConfig(config.as_tuple()))
+
+    def pause(self) -> TxReceipt:
+        return self._send(self._contract.functions.pause())
+
+    def unpause(self) -> TxReceipt:
+        return self._send(self._contract.functions.unpause())
+
+    def transfer_ownership(self, new_owner: str) -> TxReceipt:
+        return self._send(self._contract.functions.transferOwnership(checksum(new_owner)))
+
+    def accept_ownership(self) -> TxReceipt:
+        return self._send(self._contract.functions.acceptOwnership())
+
+    # ---------------------------------------------------------------- views
+
+    def _view(self, fn: ContractFunction) -> Any:
+        return self._tx.call(fn.call)
+
+    def owner(self) -> str:
+        return str(self._view(self._contract.functions.owner()))
+
+    def pending_owner(self) -> str:
+        return str(self._view(self._contract.functions.pendingOwner()))
+
+    def paused(self) -> bool:
+        return bool(self._view(self._contract.functions.paused()))
+
+    def model_spec_hash(self) -> bytes:
+        return bytes(self._view(self._contract.functions.modelSpecHash()))
+
+    def genesis_model(self) -> bytes:
+        return bytes(self._view(self._contract.functions.genesisModel()))
+
+    def allowlist_enabled(self) -> bool:
+        return bool(self._view(self._contract.functions.allowlistEnabled()))
+
+    def config(self) -> RoundConfig:
+        return RoundConfig(*self._view(self._contract.functions.config()))
+
+    def current_round(self) -> int:
+        return int(self._view(self._contract.functions.currentRound()))
+
+    def phase(self, round: int) -> Phase:
+        return Phase(self._view(self._contract.functions.phase(round)))
+
+    def get_round(self, round: int) -> RoundInfo:
+        view = self._view(self._contract.functions.getRound(round))._asdict()
+        fields = {snake(name): value for name, value in view.items()}
+        fields["phase"] = Phase(fields["phase"])
+        fields["seed"] = bytes(fields["seed"])
+        return RoundInfo(**fields)
+
+    def get_node(self, node: str) -> NodeInfo:
+        address = checksum(node)
+        view = self._view(self._contract.functions.getNode(address))
+        return NodeInfo(
+            address=address,
+            registered=bool(view.registered),
+            allowed=bool(view.allowed),
+            vrf_public_key=bytes(view.vrfPublicKey),
+            eligible_from=int(view.eligibleFrom),
+        )
+
+    def node_count(self) -> int:
+        return int(self._view(self._contract.functions.nodeCount()))
+
+    def nodes(self, offset: int = 0, limit: int = 100) -> Sequence[str]:
+        return [str(a) for a in self._view(self._contract.functions.nodes(offset, limit))]
+
+    def is_eligible(self, round: int, node: str) -> bool:
+        return bool(self._view(self._contract.functions.isEligible(round, checksum(node))))
+
+    def update_of(self, round: int, node: str) -> bytes:
+        return bytes(self._view(self._contract.functions.updateOf(round, checksum(node))))
+
+    def seats(self, round: int) -> Sequence[Seat]:
+        return [
+            Seat(holder=str(seat.holder), output=bytes(seat.output))
+            for seat in self._view(self._contract.functions.seats(round))
+        ]
+
+    def is_seat_holder(self, round: int, node: str) -> bool:
+        return bool(self._view(self._contract.functions.isSeatHolder(round, checksum(node))))
+
+    def has_voted(self, round: int, node: str) -> bool:
+        return bool(self._view(self._contract.functions.hasVoted(round, checksum(node))))
+
+    def get_proposal(self, round: int, proposal_id: int) -> Proposal:
+        view = self._view(self._contract.functions.getProposal(round, proposal_id))
+        return Proposal(
+            round=round,
+            proposal_id=proposal_id,
+            proposer=str(view.proposer),
+            cid=bytes(view.cid),
+            updates_root=bytes(view.updatesRoot),
+            approvals=int(view.approvals),
+            rejections=int(view.rejections),
+        )
+
+    def global_model(self) -> tuple[int, bytes]:
+        round, cid = self._view(self._contract.functions.globalModel())
+        return int(round), bytes(cid)
+
+    def base_model(self, round: int) -> bytes:
+        return bytes(self._view(self._contract.functions.baseModel(round)))
+
+
+def open_ledger(
+    w3: Web3,
+    address: str,
+    *,
+    artifact: Artifact | None = None,
+    private_key: bytes | None = None,
+    poll_latency: float = 0.005,
+) -> Web3Ledger:
+    """A ledger for `address`, after checking a FlareRounds answers there.
+
+    The runtime code is compared with the artifact; code from another build is accepted when it
+    answers FlareRounds' views (an older deployment), anything else is refused.
+    """
+    ledger = Web3Ledger(w3, address, artifact, private_key, poll_latency=poll_latency)
+    where = f"{ledger.address} on chain {ledger.chain_id} ({endpoint_of(w3)})"
+    code = ledger._tx.call(lambda: bytes(w3.eth.get_code(ledger._address)))
+    if not code:
+        raise NoContractError(
+            f"no contract at {where}",
+            hint="check --address/--deployment and --rpc: the deployment may be on another chain",
+        )
+    if ledger.artifact.code_matches(code):
+        return ledger
+    try:
+        ledger.model_spec_hash()
+        ledger.current_round()
+        ledger.config()
+    except (FlareError, Web3Exception, DecodingError, ValueError) as error:
+        raise NotFlareRoundsError(
+            f"the contract at {where} is not a FlareRounds",
+            hint="check the address; it answers none of FlareRounds' views",
+        ) from error
+    return ledger

@@ -1,0 +1,216 @@
+"""Owner commands (start, allowlist, config, pause, ownership) and `close-round`, which anyone may.
+
+Each sends one transaction and prints its hash, block and gas; a refusal by the contract
+arrives as the contract's own error (for example "not the contract owner") with a hint.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flare.cli.common import JsonOption, RpcOption
+from flare.cli.contract.options import (
+    AddressOption,
+    DeploymentOption,
+    DevAccountOption,
+    KeystoreOption,
+    config_json,
+    config_text,
+    open_signing,
+    report_tx,
+    seconds,
+)
+from flare.cli.password import PasswordFileOption
+from flare.protocol.errors import ConfigError
+
+NodeArgument = Annotated[str, typer.Argument(help="The node's account address.")]
+
+
+def start(
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Open round 1 (owner, once); later rounds open by themselves."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx("opened round 1", ledger.start(), json_output, round=1)
+
+
+def allow(
+    node: NodeArgument,
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Put a node on the allowlist so it may register (owner)."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx(f"allowed {node}", ledger.allow(node), json_output, node=node)
+
+
+def disallow(
+    node: NodeArgument,
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Take a node off the allowlist and deregister it (owner)."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx(f"disallowed {node}", ledger.disallow(node), json_output, node=node)
+
+
+def allowlist(
+    state: Annotated[str, typer.Argument(help="on: only allowed nodes register; off: anyone.")],
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Turn the registration allowlist on or off (owner)."""
+    from flare.cli.contract.build import OPEN_REGISTRATION_WARNING
+
+    if state not in ("on", "off"):
+        raise ConfigError(f"allowlist state {state!r} is neither on nor off", hint="on or off")
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    enabled = state == "on"
+    report_tx(f"allowlist {state}", ledger.set_allowlist(enabled), json_output, allowlist=enabled)
+    if not enabled:
+        typer.echo(OPEN_REGISTRATION_WARNING, err=True)
+
+
+def set_config(
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    committee_size: Annotated[
+        int | None, typer.Option(help="k, seats per round (1-64).", show_default=False)
+    ] = None,
+    quorum_bps: Annotated[
+        int | None, typer.Option(help="Approvals in basis points of k.", show_default=False)
+    ] = None,
+    train_window: Annotated[
+        str | None, typer.Option(help="Training time (600, 45m, 2h, 1d).", show_default=False)
+    ] = None,
+    review_window: Annotated[
+        str | None, typer.Option(help="Review time.", show_default=False)
+    ] = None,
+    min_updates: Annotated[
+        int | None, typer.Option(help="Updates a round needs.", show_default=False)
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Change round parameters from the next opened round; unnamed ones keep their value."""
+    from flare.protocol.rounds import RoundConfig
+
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    old = ledger.config()
+    new = RoundConfig(
+        committee_size=old.committee_size if committee_size is None else committee_size,
+        quorum_bps=old.quorum_bps if quorum_bps is None else quorum_bps,
+        train_window=(
+            old.train_window if train_window is None else seconds(train_window, "--train-window")
+        ),
+        review_window=(
+            old.review_window
+            if review_window is None
+            else seconds(review_window, "--review-window")
+        ),
+        min_updates=old.min_updates if min_updates is None else min_updates,
+    )
+    receipt = ledger.set_config(new)
+    effective = ledger.current_round() + 1
+    report_tx("config set", receipt, json_output, config=config_json(new), effective_from=effective)
+    if not json_output:
+        typer.echo(f"  {config_text(new)}; applies from round {effective}")
+
+
+def pause(
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Refuse node transactions until unpaused (owner); clocks keep running."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx("paused", ledger.pause(), json_output)
+
+
+def unpause(
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Accept node transactions again (owner)."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx("unpaused", ledger.unpause(), json_output)
+
+
+def transfer_ownership(
+    new_owner: Annotated[str, typer.Argument(help="Address that must then accept.")],
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Offer ownership; the new owner takes over when it runs accept-ownership (owner)."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    receipt = ledger.transfer_ownership(new_owner)
+    report_tx(f"ownership offered to {new_owner}", receipt, json_output, pending_owner=new_owner)
+
+
+def accept_ownership(
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Become the owner after transfer-ownership named this account."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx("ownership accepted", ledger.accept_ownership(), json_output, owner=ledger.account)
+
+
+def close_round(
+    round: Annotated[int, typer.Argument(help="The current round, once it has failed.")],
+    rpc: RpcOption = "eth-tester://",
+    deployment: DeploymentOption = None,
+    address: AddressOption = None,
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Record a failed round and open the next on the same base model (anyone)."""
+    ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
+    report_tx(f"closed round {round}", ledger.close_round(round), json_output, round=round)

@@ -1,0 +1,178 @@
+"""`contract compile` and `contract deploy`: from Solidity sources to a recorded deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flare.cli.common import JsonOption, RpcOption, emit_json
+from flare.cli.contract.options import (
+    DevAccountOption,
+    KeystoreOption,
+    cid_text,
+    config_text,
+    hex32,
+    seconds,
+    signer_key,
+)
+from flare.cli.password import PasswordFileOption
+from flare.protocol.errors import ConfigError
+
+OPEN_REGISTRATION_WARNING = (
+    "Warning: open registration. VRF seat claims are verified off-chain only, so a Sybil can "
+    "claim seats with forged outputs; see docs/deployer.md."
+)
+
+
+def compile_(
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Source checkout. Default: found from the current directory.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only verify the committed artifact is current.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compile contracts/src/FlareRounds.sol (npm solc via tools/solc) into the artifact."""
+    from flare.chain.compile import build_artifact, find_project_root
+
+    checkout = find_project_root(root)
+    if not json_output:
+        typer.echo(f"Compiling {checkout / 'contracts/src/FlareRounds.sol'} ...", err=True)
+    result = build_artifact(checkout, check=check)
+    if json_output:
+        emit_json(
+            {
+                "artifact": result.path,
+                "sha256": result.sha256,
+                "changed": result.changed,
+                "solc": result.solc,
+                "runtime_bytes": result.runtime_bytes,
+            }
+        )
+        return
+    state = "written" if result.changed else "up to date"
+    typer.echo(
+        f"{result.path}: {state} (solc {result.solc}, runtime {result.runtime_bytes} bytes, "
+        f"sha256 {result.sha256})"
+    )
+
+
+def deploy(
+    model_spec_hash: Annotated[
+        str,
+        typer.Option(
+            "--model-spec-hash",
+            help="0x + 64 hex digits: hash of the model spec every node shares.",
+            show_default=False,
+        ),
+    ],
+    genesis_model: Annotated[
+        str,
+        typer.Option(
+            "--genesis-model",
+            help="CID of the initial trainable weights (bafk.../bafy...).",
+            show_default=False,
+        ),
+    ],
+    rpc: RpcOption = "eth-tester://",
+    keystore: KeystoreOption = None,
+    password_file: PasswordFileOption = None,
+    dev_account: DevAccountOption = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Admin address. Default: the deployer.", show_default=False),
+    ] = None,
+    committee_size: Annotated[
+        int, typer.Option("--committee-size", help="k, seats per round (1-64).")
+    ] = 7,
+    quorum_bps: Annotated[
+        int,
+        typer.Option("--quorum-bps", help="Approvals needed in basis points of k, rounded up."),
+    ] = 6000,
+    train_window: Annotated[
+        str, typer.Option("--train-window", help="Training time per round (600, 45m, 2h, 1d).")
+    ] = "1h",
+    review_window: Annotated[
+        str, typer.Option("--review-window", help="Review time per round.")
+    ] = "30m",
+    min_updates: Annotated[
+        int, typer.Option("--min-updates", help="Updates a round needs to reach review.")
+    ] = 1,
+    allowlist: Annotated[
+        bool,
+        typer.Option("--allowlist/--open", help="Only allowed addresses register, or anyone."),
+    ] = True,
+    start: Annotated[bool, typer.Option("--start", help="Open round 1 right away.")] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the deployment record.", dir_okay=False)
+    ] = Path("deployment.json"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing record.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Deploy FlareRounds and write its record (address, chain id, block, artifact hash)."""
+    from flare.chain.connect import connect, is_embedded
+    from flare.chain.deploy import deploy as deploy_contract
+    from flare.protocol.cid import decode_cid
+    from flare.protocol.rounds import RoundConfig
+
+    if out.exists() and not force:
+        raise ConfigError(
+            f"{out} already exists", hint="pass another --out, or --force to replace the record"
+        )
+    config = RoundConfig(
+        committee_size=committee_size,
+        quorum_bps=quorum_bps,
+        train_window=seconds(train_window, "--train-window"),
+        review_window=seconds(review_window, "--review-window"),
+        min_updates=min_updates,
+    )
+    spec = hex32(model_spec_hash, "--model-spec-hash")
+    genesis = decode_cid(genesis_model)
+    w3 = connect(rpc)
+    key = signer_key(w3, keystore, password_file, dev_account)
+    if not json_output:
+        typer.echo(f"Deploying FlareRounds to chain {w3.eth.chain_id} ({rpc}) ...", err=True)
+    record, ledger = deploy_contract(
+        w3,
+        key,
+        model_spec_hash=spec,
+        genesis_model=genesis,
+        config=config,
+        allowlist=allowlist,
+        owner=owner,
+    )
+    opened = ledger.start() if start else None
+    record.write(out)
+    if is_embedded(rpc):
+        typer.echo(
+            "Note: an eth-tester:// chain lives only inside this process; this deployment is "
+            "gone when the command exits. Use --rpc http://... for a lasting chain.",
+            err=True,
+        )
+    if not allowlist:
+        typer.echo(OPEN_REGISTRATION_WARNING, err=True)
+    if json_output:
+        emit_json({**record.to_json(), "record": out, "started": opened is not None})
+        return
+    typer.echo(
+        f"Deployed FlareRounds at {record.address} on chain {record.chain_id} "
+        f"(block {record.block}, gas {record.gas_used})"
+    )
+    typer.echo(f"  owner            {record.owner}")
+    typer.echo(f"  allowlist        {'on' if allowlist else 'off (open registration)'}")
+    typer.echo(f"  model spec hash  {record.model_spec_hash}")
+    typer.echo(f"  genesis model    {cid_text(genesis)}")
+    typer.echo(f"  config           {config_text(config)}")
+    typer.echo(f"  artifact sha256  {record.artifact_sha256}")
+    if opened is not None:
+        typer.echo(f"  round 1 opened   in block {opened.block}")
+    typer.echo(f"Wrote {out}")

@@ -1,0 +1,68 @@
+"""Fixtures of the chain suites: one anvil per session, a chain per backend, fresh deployments.
+
+Every test deploys its own contract, so tests sharing a chain never see each other's state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chain_harness import (
+    ANVIL,
+    GENESIS_CID,
+    ROOT,
+    SPEC_HASH,
+    AnvilProcess,
+    Chain,
+    Deployed,
+    DeployFactory,
+)
+
+from flare.chain.deploy import deploy
+from flare.protocol.rounds import RoundConfig
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """URL of a fresh anvil for the whole session."""
+    if not ANVIL.exists():
+        pytest.fail(f"{ANVIL} is missing: run `make setup` (npm ci) first")
+    home = Path(os.environ.get("FLARE_TOOLS_HOME", ROOT / ".tools" / "home"))
+    anvil = AnvilProcess(home)
+    try:
+        yield anvil.url
+    finally:
+        anvil.stop()
+
+
+@pytest.fixture(
+    scope="session",
+    params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)],
+)
+def chain(request: pytest.FixtureRequest) -> Chain:
+    """The suite runs once per backend; anvil runs are marked `anvil`."""
+    if request.param == "anvil":
+        return Chain("anvil", request.getfixturevalue("anvil_url"))
+    return Chain("eth-tester", f"eth-tester://conformance-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def deploy_rounds(chain: Chain) -> DeployFactory:
+    """Deploy FlareRounds with the given config (defaults: k=3, quorum 60%, open)."""
+
+    def make(config: RoundConfig | None = None, *, allowlist: bool = False) -> Deployed:
+        record, owner = deploy(
+            chain.w3,
+            chain.key(0),
+            model_spec_hash=SPEC_HASH,
+            genesis_model=GENESIS_CID,
+            config=config or RoundConfig(committee_size=3, quorum_bps=6000, min_updates=1),
+            allowlist=allowlist,
+        )
+        return Deployed(chain, record, owner, {0: owner})
+
+    return make

@@ -1,0 +1,383 @@
+"""`flare-node contract` through CliRunner on in-process chains.
+
+An eth-tester:// chain lives as long as the process, so one test can deploy, inspect and
+administer a contract across separate invocations on the same named chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner, Result
+
+from flare.chain.artifact import ArtifactMissingError
+from flare.chain.connect import RpcUnavailableError, RpcUrlError, connect
+from flare.chain.devchain import advance_time, dev_account_key
+from flare.chain.ledger import NoContractError, open_ledger
+from flare.cli.app import app
+from flare.protocol.cid import encode_cid
+from flare.protocol.errors import ConfigError, FlareError
+from flare.protocol.ledger import OwnableUnauthorizedAccountError
+
+GENESIS = encode_cid(bytes.fromhex("01551220") + hashlib.sha256(b"genesis").digest())
+SPEC = "0x" + "5e" * 32
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("FLARE_PASSWORD", raising=False)
+    monkeypatch.delenv("FLARE_RPC", raising=False)
+    monkeypatch.delenv("FLARE_CONTRACT", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def rpc() -> str:
+    """A fresh in-process chain for this test."""
+    return f"eth-tester://cli-{uuid.uuid4().hex[:10]}"
+
+
+def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, ["contract", *args], env=env)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def assert_fails(result: Result, error: type[FlareError], text: str) -> None:
+    """The root group's contract: `Error: message`, then the error's own exit code."""
+    assert result.exit_code == error.exit_code, (result.output, result.exception)
+    assert "Error" in result.output
+    assert text in result.output
+
+
+def deploy(runner: CliRunner, rpc: str, out: Path, *extra: str) -> dict[str, object]:
+    result = ok(
+        run(
+            runner,
+            "deploy",
+            "--rpc",
+            rpc,
+            "--dev-account",
+            "0",
+            "--model-spec-hash",
+            SPEC,
+            "--genesis-model",
+            GENESIS,
+            "--out",
+            str(out),
+            "--json",
+            *extra,
+        )
+    )
+    return dict(json.loads(result.stdout))
+
+
+def info(runner: CliRunner, rpc: str, record: Path) -> dict[str, object]:
+    result = ok(run(runner, "info", "--rpc", rpc, "--deployment", str(record), "--json"))
+    return dict(json.loads(result.stdout))
+
+
+def test_deploy_info_allow_across_invocations(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    record = tmp_path / "deployment.json"
+    deployed = deploy(runner, rpc, record, "--committee-size", "3", "--train-window", "2h")
+    node = Account.from_key(dev_account_key(connect(rpc).eth.chain_id, 1)).address
+
+    on_disk = json.loads(record.read_text())
+    assert on_disk["address"] == deployed["address"]
+    assert on_disk["chain_id"] == 131277322940537
+    assert {"block", "artifact_sha256", "tx_hash"} <= set(on_disk)
+    ok(run(runner, "allow", node, "--rpc", rpc, "--deployment", str(record), "--dev-account", "0"))
+    ledger = open_ledger(
+        connect(rpc),
+        str(deployed["address"]),
+        private_key=dev_account_key(connect(rpc).eth.chain_id, 1),
+    )
+    ledger.register(b"\x07" * 32)
+    shown = info(runner, rpc, record)
+
+    assert shown["address"] == deployed["address"]
+    assert shown["config"]["committee_size"] == 3  # type: ignore[index]
+    assert shown["config"]["train_window"] == 7200  # type: ignore[index]
+    assert shown["allowlist"] is True
+    assert shown["artifact_match"] is True
+    assert shown["genesis_model"] == GENESIS
+    assert shown["current_round"] == 0
+    assert shown["round"] is None
+    assert shown["nodes"] == [
+        {"address": node, "allowed": True, "eligible_from": 1, "vrf_public_key": "0x" + "07" * 32}
+    ]
+
+
+def test_text_output_ends_with_a_summary(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    record = tmp_path / "d.json"
+    result = ok(
+        run(
+            runner,
+            "deploy",
+            "--rpc",
+            rpc,
+            "--dev-account",
+            "0",
+            "--model-spec-hash",
+            SPEC,
+            "--genesis-model",
+            GENESIS,
+            "--out",
+            str(record),
+            "--start",
+            "--open",
+        )
+    )
+
+    assert "Deployed FlareRounds at 0x" in result.stdout
+    assert "round 1 opened" in result.stdout
+    assert f"Wrote {record}" in result.stdout
+    assert "lives only inside this process" in result.stderr
+    assert "open registration" in result.stderr
+    shown = ok(run(runner, "info", "--rpc", rpc, "--deployment", str(record))).stdout
+    assert "Round 1: training (training ends in 1h)" in shown
+    assert "quorum 60.00% = 5 approvals" in shown
+
+
+def test_admin_commands_change_the_contract(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record, "--train-window", "60", "--min-updates", "1")
+    heir = Account.from_key(dev_account_key(connect(rpc).eth.chain_id, 2)).address
+    owner = ["--rpc", rpc, "--deployment", str(record), "--dev-account", "0", "--json"]
+
+    ok(run(runner, "start", *owner))
+    changed = json.loads(
+        ok(
+            run(runner, "set-config", "--committee-size", "5", "--review-window", "2h", *owner)
+        ).stdout
+    )
+    ok(run(runner, "allowlist", "off", *owner))
+    ok(run(runner, "pause", *owner))
+    paused = info(runner, rpc, record)
+    ok(run(runner, "unpause", *owner))
+    ok(run(runner, "transfer-ownership", heir, *owner))
+    ok(
+        run(
+            runner,
+            "accept-ownership",
+            "--rpc",
+            rpc,
+            "--deployment",
+            str(record),
+            "--dev-account",
+            "2",
+        )
+    )
+    advance_time(connect(rpc), 61)
+    closed = json.loads(ok(run(runner, "close-round", "1", *owner[:-1], "--json")).stdout)
+    shown = info(runner, rpc, record)
+
+    assert changed["effective_from"] == 2
+    assert changed["config"]["committee_size"] == 5
+    assert paused["paused"] is True
+    assert shown["paused"] is False
+    assert shown["allowlist"] is False
+    assert shown["owner"] == heir
+    assert closed["round"] == 1
+    assert closed["gas_used"] > 0
+    assert shown["current_round"] == 2
+    assert shown["config"]["review_window"] == 7200  # type: ignore[index]
+    assert shown["round"]["committee_size"] == 5  # type: ignore[index]
+
+
+def test_a_keystore_signs_deployments(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    from flare.node.keys import encrypt_keystore
+
+    key = dev_account_key(connect(rpc).eth.chain_id, 3)
+    keystore = tmp_path / "deployer.json"
+    keystore.write_bytes(encrypt_keystore(key, "a long passphrase", scrypt_n=2**4))
+    os.chmod(keystore, 0o600)
+
+    result = ok(
+        run(
+            runner,
+            "deploy",
+            "--rpc",
+            rpc,
+            "--keystore",
+            str(keystore),
+            "--model-spec-hash",
+            SPEC,
+            "--genesis-model",
+            GENESIS,
+            "--out",
+            str(tmp_path / "d.json"),
+            "--json",
+            env={"FLARE_PASSWORD": "a long passphrase"},
+        )
+    )
+
+    assert json.loads(result.stdout)["deployer"] == Account.from_key(key).address
+
+
+def test_a_dead_rpc_url_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    result = run(runner, "info", "--rpc", url, "--address", "0x" + "11" * 20)
+
+    assert_fails(result, RpcUnavailableError, f"cannot reach the chain at {url}")
+
+
+def test_a_wrong_rpc_scheme_is_a_config_error(runner: CliRunner) -> None:
+    assert_fails(
+        run(runner, "info", "--rpc", "localhost:8545", "--address", "0x" + "11" * 20),
+        RpcUrlError,
+        "unsupported RPC URL",
+    )
+
+
+def test_an_address_without_code_is_refused(runner: CliRunner, rpc: str) -> None:
+    account = Account.from_key(dev_account_key(connect(rpc).eth.chain_id, 4)).address
+
+    assert_fails(
+        run(runner, "info", "--rpc", rpc, "--address", account),
+        NoContractError,
+        f"no contract at {account}",
+    )
+
+
+def test_the_contract_must_be_named_once(runner: CliRunner, rpc: str) -> None:
+    assert_fails(run(runner, "info", "--rpc", rpc), ConfigError, "--deployment FILE or --address")
+
+
+def test_a_deployment_from_another_chain_is_refused(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record)
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "chain_id": 31337}))
+
+    assert_fails(
+        run(runner, "info", "--rpc", rpc, "--deployment", str(record)),
+        ConfigError,
+        "is a deployment on chain 31337",
+    )
+
+
+def test_a_missing_artifact_is_named(
+    runner: CliRunner, rpc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flare.chain.artifact.default_artifact_path", lambda: tmp_path / "no.json")
+
+    result = run(
+        runner,
+        "deploy",
+        "--rpc",
+        rpc,
+        "--dev-account",
+        "0",
+        "--model-spec-hash",
+        SPEC,
+        "--genesis-model",
+        GENESIS,
+        "--out",
+        str(tmp_path / "d.json"),
+    )
+
+    assert_fails(result, ArtifactMissingError, "no contract artifact")
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_a_reverted_call_names_the_contract_error(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record)
+
+    result = run(runner, "start", "--rpc", rpc, "--deployment", str(record), "--dev-account", "1")
+
+    assert_fails(result, OwnableUnauthorizedAccountError, "is not the contract owner")
+    assert "OwnableUnauthorizedAccount" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--model-spec-hash", "0x1234"], "must be 32 bytes of hex"),
+        (["--genesis-model", "not-a-cid"], "is not CID text"),
+        (["--train-window", "soon"], "is not a duration"),
+        (["--committee-size", "65"], "committee size 65 is not in 1..64"),
+    ],
+)
+def test_bad_deploy_parameters_fail_before_sending(
+    runner: CliRunner, rpc: str, tmp_path: Path, args: list[str], text: str
+) -> None:
+    defaults = {"--model-spec-hash": SPEC, "--genesis-model": GENESIS}
+    defaults.pop(args[0], None)
+    flat = [item for pair in defaults.items() for item in pair]
+
+    result = run(
+        runner,
+        "deploy",
+        "--rpc",
+        rpc,
+        "--dev-account",
+        "0",
+        "--out",
+        str(tmp_path / "d.json"),
+        *flat,
+        *args,
+    )
+
+    assert_fails(result, ConfigError, text)
+
+
+def test_deploy_keeps_an_existing_record(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    record = tmp_path / "d.json"
+    record.write_text("{}")
+
+    result = run(
+        runner,
+        "deploy",
+        "--rpc",
+        rpc,
+        "--dev-account",
+        "0",
+        "--model-spec-hash",
+        SPEC,
+        "--genesis-model",
+        GENESIS,
+        "--out",
+        str(record),
+    )
+
+    assert_fails(result, ConfigError, "already exists")
+    assert record.read_text() == "{}"
+
+
+def test_transactions_need_a_key(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record)
+
+    assert_fails(
+        run(runner, "pause", "--rpc", rpc, "--deployment", str(record)), ConfigError, "needs a key"
+    )
+
+
+def test_compile_check_confirms_the_committed_artifact(runner: CliRunner) -> None:
+    """The committed artifact is exactly what the sources compile to (one real compile)."""
+    result = run(runner, "compile", "--check", "--json")
+
+    assert result.exit_code == 0, (
+        f"{result.output}\ncontract sources changed: run `flare-node contract compile` and "
+        "commit src/flare/chain/artifacts/FlareRounds.json"
+    )
+    assert json.loads(result.stdout)["changed"] is False

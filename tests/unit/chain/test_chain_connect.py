@@ -1,0 +1,125 @@
+"""Connecting by URL: bounded retries for transient failures, clear errors for dead endpoints."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from flare.chain.connect import (
+    RpcUnavailableError,
+    RpcUrlError,
+    connect,
+    endpoint_of,
+    is_embedded,
+)
+
+
+class FlakyRpc(BaseHTTPRequestHandler):
+    """Answers 503 to the first `failures` requests, then a JSON-RPC eth_chainId result."""
+
+    failures = 0
+    body: bytes | None = None
+    seen = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            type(self).seen += 1
+            fail = type(self).seen <= self.failures
+        if fail:
+            self.send_response(503)
+            self.end_headers()
+            return
+        body = self.body or json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
+        payload = body.encode() if isinstance(body, str) else body
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output clean."""
+
+
+@pytest.fixture
+def flaky_server() -> Iterator[type[FlakyRpc]]:
+    handler = type("Handler", (FlakyRpc,), {"seen": 0, "failures": 0, "body": None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        yield handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_transient_failures_are_retried(flaky_server: type[FlakyRpc]) -> None:
+    flaky_server.failures = 2
+
+    w3 = connect(flaky_server.url, retries=3)  # type: ignore[attr-defined]
+
+    assert flaky_server.seen == 3  # two 503s, then the answer to the connect probe
+    assert w3.eth.chain_id == 31337
+
+
+def test_retries_are_bounded_and_the_error_names_the_url(flaky_server: type[FlakyRpc]) -> None:
+    flaky_server.failures = 100
+    url = flaky_server.url  # type: ignore[attr-defined]
+
+    with pytest.raises(RpcUnavailableError, match="HTTP 503") as caught:
+        connect(url, retries=3)
+
+    assert flaky_server.seen == 3
+    assert url in caught.value.message
+    assert caught.value.url == url
+    assert caught.value.exit_code == 3
+
+
+def test_a_dead_endpoint_fails_fast_with_its_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(RpcUnavailableError, match="connection refused") as caught:
+        connect(url, retries=2)
+
+    assert url in str(caught.value)
+    assert caught.value.hint is not None
+    assert "anvil" in caught.value.hint
+
+
+def test_an_endpoint_that_is_not_json_rpc_is_named(flaky_server: type[FlakyRpc]) -> None:
+    flaky_server.body = b"<html>hello</html>"
+
+    with pytest.raises(RpcUnavailableError, match="not JSON-RPC"):
+        connect(flaky_server.url)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("url", ["ftp://host", "localhost:8545", "http://", "ws://127.0.0.1:1"])
+def test_unsupported_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(RpcUrlError, match="unsupported RPC URL"):
+        connect(url)
+
+
+def test_embedded_chains_are_shared_per_name_within_a_process() -> None:
+    first = connect("eth-tester://connect-test-a")
+
+    assert connect("eth-tester://connect-test-a") is first
+    assert connect("eth-tester://connect-test-b") is not first
+    assert is_embedded("eth-tester://")
+    assert not is_embedded("http://127.0.0.1:8545")
+    assert endpoint_of(first) == "eth-tester://connect-test-a"

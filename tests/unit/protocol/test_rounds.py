@@ -1,0 +1,117 @@
+"""Round values and formulas: the quorum, round config bounds, the updates root."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flare.protocol.errors import ConfigError
+from flare.protocol.rounds import (
+    MAX_COMMITTEE,
+    InvalidRoundConfigError,
+    RoundConfig,
+    Seat,
+    address_bytes,
+    quorum,
+    updates_root,
+)
+
+ADDRESSES = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
+CIDS = st.binary(min_size=1, max_size=64)
+
+
+@given(k=st.integers(1, MAX_COMMITTEE), bps=st.integers(1, 10_000))
+def test_quorum_is_the_smallest_count_reaching_the_share(k: int, bps: int) -> None:
+    needed = quorum(k, bps)
+
+    assert needed == math.ceil(Fraction(k * bps, 10_000))
+    assert Fraction(needed, k) >= Fraction(bps, 10_000) > Fraction(needed - 1, k)
+    assert 1 <= needed <= k
+
+
+def test_quorum_of_the_default_config() -> None:
+    assert RoundConfig().quorum == 5  # 60% of 7 = 4.2, rounded up
+
+
+@given(
+    k=st.integers(-5, 80),
+    bps=st.integers(-5, 10_100),
+    train=st.integers(-1, 2**32),
+    review=st.integers(-1, 2**32),
+    minimum=st.integers(-1, 2**32),
+)
+def test_round_config_accepts_exactly_what_the_contract_accepts(
+    k: int, bps: int, train: int, review: int, minimum: int
+) -> None:
+    valid = (
+        1 <= k <= 64
+        and 1 <= bps <= 10_000
+        and 1 <= train < 2**32
+        and 1 <= review < 2**32
+        and 1 <= minimum < 2**32
+    )
+    if valid:
+        config = RoundConfig(k, bps, train, review, minimum)
+        assert config.as_tuple() == (k, bps, train, review, minimum)
+    else:
+        with pytest.raises(InvalidRoundConfigError, match="invalid round config"):
+            RoundConfig(k, bps, train, review, minimum)
+
+
+def test_updates_root_golden_vector() -> None:
+    # Regenerate with an independent keccak (pysha3), in the contract's own terms,
+    # keccak256(abi.encodePacked(node_b, keccak256(cid_b), node_a, keccak256(cid_a))):
+    #   import sha3, hashlib; k = lambda b: sha3.keccak_256(b).digest()
+    #   cid = lambda s: bytes.fromhex("01551220") + hashlib.sha256(s).digest()
+    #   k(b"\x11" * 20 + k(cid(b"update b")) + b"\x22" * 20 + k(cid(b"update a"))).hex()
+    def cid(label: bytes) -> bytes:
+        return bytes.fromhex("01551220") + hashlib.sha256(label).digest()
+
+    updates = [("0x" + "22" * 20, cid(b"update a")), ("0x" + "11" * 20, cid(b"update b"))]
+
+    assert updates_root(updates).hex() == (
+        "d45141c688d7366219c3360186eae3a8179303c8b6656bf1671e87cacfe99e30"
+    )
+    # No updates: keccak256 of nothing.
+    assert updates_root([]).hex() == (
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    )
+
+
+@given(st.dictionaries(ADDRESSES, CIDS, min_size=1, max_size=8), st.randoms())
+def test_updates_root_ignores_order_but_not_content(updates: dict[str, bytes], rng: object) -> None:
+    entries = list(updates.items())
+    shuffled = entries[:]
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    node, cid = entries[0]
+    changed = [(node, cid + b"\x00"), *entries[1:]]
+
+    assert updates_root(shuffled) == updates_root(entries)
+    assert updates_root(changed) != updates_root(entries)
+
+
+def test_updates_root_refuses_a_node_twice() -> None:
+    node = "0x" + "ab" * 20
+
+    with pytest.raises(ConfigError, match="appears twice"):
+        updates_root([(node, b"\x01"), (node.upper().replace("0X", "0x"), b"\x02")])
+
+
+def test_address_bytes_checks_the_checksum() -> None:
+    checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+    assert address_bytes(checksummed) == bytes.fromhex(checksummed[2:])
+    assert address_bytes(checksummed.lower()) == bytes.fromhex(checksummed[2:].lower())
+    with pytest.raises(ConfigError, match="checksum"):
+        address_bytes("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD")
+    with pytest.raises(ConfigError, match="not an Ethereum address"):
+        address_bytes("0x1234")
+
+
+def test_seat_rank_is_the_output_as_a_big_endian_integer() -> None:
+    assert Seat("0x" + "00" * 20, (258).to_bytes(32, "big")).rank == 258
