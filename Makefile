@@ -59,9 +59,10 @@ lint: setup typecheck layers  ## ruff, mypy, import-linter
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-fmt: setup
+fmt: setup node_modules/.installed
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+	cd contracts && HOME=$(FLARE_TOOLS_HOME) ../node_modules/.bin/forge fmt
 
 typecheck: setup
 	$(BIN)/mypy
@@ -75,10 +76,12 @@ contracts-test: node_modules/.installed  ## forge unit, fuzz and invariant tests
 slither: node_modules/.installed $(TOOLS)/slither/.installed  ## static analysis, fails on medium
 	tools/slither-check
 
-bench: setup  ## print the benchmark figures
+bench: setup  ## print the benchmark figures (compression and training take minutes on a CPU)
 	$(PY) bench/gas.py
 	$(PY) bench/vrf.py
 	$(PY) bench/cid.py
+	$(PY) bench/train.py --threads 1
+	$(PY) bench/compression.py
 
 clean:
 	rm -rf $(VENV) node_modules $(TOOLS) contracts/out contracts/cache .mypy_cache .ruff_cache .pytest_cache
