@@ -1,0 +1,77 @@
+"""Glue between the node's torch tensors and the protocol's numpy formats.
+
+The protocol layer knows no torch, so the bundle writer takes numpy arrays (bfloat16 as its
+uint16 bit patterns, since numpy has no bfloat16) and aggregation returns float64 numpy. This
+module converts both ways without changing a bit, and builds the `ModelSpec` from a policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from flare.node.compress import Compressed
+from flare.protocol.bundle import BundleMeta, write_bundle
+from flare.protocol.modelspec import ModelSpec, ParamSpec
+
+SPEC_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def spec_from_parameters(
+    named_parameters: Iterable[tuple[str, torch.Tensor]], *, backbone: str = ""
+) -> ModelSpec:
+    """The spec of the trainable parameters (requires_grad), in the module's order."""
+    params = tuple(
+        ParamSpec(name, tuple(tensor.shape), SPEC_DTYPE[tensor.dtype])
+        for name, tensor in named_parameters
+        if tensor.requires_grad
+    )
+    return ModelSpec(params, backbone)
+
+
+def to_numpy(tensor: torch.Tensor) -> NDArray[Any]:
+    """A CPU numpy copy; bfloat16 becomes its uint16 bit patterns (lossless)."""
+    tensor = tensor.detach().to("cpu").contiguous()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(np.uint16).copy()
+    return tensor.numpy().copy()
+
+
+def from_numpy(array: NDArray[Any], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A torch tensor of `dtype` from a numpy array (e.g. an aggregated float64 delta)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+
+
+def bundle_bytes(
+    compressed: Compressed,
+    spec: ModelSpec,
+    *,
+    round_number: int,
+    node: str,
+    base_model: str,
+    num_samples: int,
+    metrics: Mapping[str, float] | None = None,
+) -> bytes:
+    """The canonical `flare-update/1` bytes of a compressed delta (same inputs, same CID)."""
+    meta = BundleMeta(
+        round=round_number,
+        node=node,
+        base_model=base_model,
+        num_samples=num_samples,
+        rank=compressed.rank,
+        model_spec=spec.hash,
+        factor_dtype=compressed.factor_dtype,
+        metrics=dict(metrics or {}),
+    )
+    arrays = {name: to_numpy(tensor) for name, tensor in compressed.tensors.items()}
+    return write_bundle(meta, spec, arrays)
+
+
+def delta_to_torch(delta: Mapping[str, NDArray[Any]], spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """A (float64) aggregated delta as torch tensors in each parameter's spec dtype."""
+    dtypes = {v: k for k, v in SPEC_DTYPE.items()}
+    return {p.name: from_numpy(delta[p.name], dtypes[p.dtype]) for p in spec.params}

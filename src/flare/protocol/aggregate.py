@@ -1,0 +1,267 @@
+"""Aggregation rules the committee applies to decompressed updates, and the checks before them.
+
+Every seat holder recomputes the aggregate and votes on a proposal only if it matches, so the
+rules are pure and deterministic: updates are sorted by node address (the order `updatesRoot`
+commits to) before any arithmetic, sums run in float64 in that order, and ties are broken by
+address. Reordering the inputs therefore never changes a single bit of the result. Rules work
+one tensor at a time, so a committee member holds one tensor per update in memory, never whole
+decompressed updates (a lazy `UpdateBundle.delta()` fits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from flare.protocol.errors import ConfigError
+from flare.protocol.modelspec import ModelSpec
+
+Delta = Mapping[str, NDArray[Any]]
+Tensors = dict[str, NDArray[np.float64]]
+
+
+class InvalidRuleError(ConfigError):
+    """An aggregation rule or parameter that cannot be applied to these updates."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """One node's decompressed delta and the sample count it claims."""
+
+    node: str
+    num_samples: int
+    delta: Delta
+
+    @property
+    def key(self) -> str:
+        """Sort key: the address as lowercase hex, which orders like its 20 bytes."""
+        return self.node.lower()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An update left out of the aggregate, and why (recorded, never fatal)."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """The aggregated delta (float64), the nodes it includes in order, and who was left out."""
+
+    delta: Tensors
+    included: tuple[str, ...]
+    rejected: tuple[Rejection, ...] = ()
+
+
+def update_norm(delta: Delta, spec: ModelSpec) -> float:
+    """L2 norm over every parameter, accumulated in float64 in spec order."""
+    total = 0.0
+    for name in spec.names:
+        flat = np.asarray(delta[name], dtype=np.float64).ravel()
+        total += float(flat @ flat)
+    return math.sqrt(total)
+
+
+def screen(
+    updates: Sequence[Update], spec: ModelSpec, *, norm_bound: float
+) -> tuple[list[Update], list[Rejection]]:
+    """Pre-aggregation checks: one update per node, samples >= 1, names and shapes of the
+    spec, all values finite, L2 norm within `norm_bound`. Returns (accepted, rejected), both
+    sorted by node address."""
+    accepted: list[Update] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    for update in sorted(updates, key=lambda u: u.key):
+        reason = "a second update from the same node" if update.key in seen else None
+        seen.add(update.key)
+        reason = reason or _check(update, spec, norm_bound)
+        if reason is None:
+            accepted.append(update)
+        else:
+            rejected.append(Rejection(update.node, reason))
+    return accepted, rejected
+
+
+def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
+    """Why `update` cannot be aggregated, or None; one pass over its tensors."""
+    if update.num_samples < 1:
+        return f"numSamples {update.num_samples} is below 1"
+    if set(update.delta) != set(spec.names):
+        odd = sorted(set(update.delta) ^ set(spec.names))
+        return f"parameters differ from the model spec: {odd[:3]}"
+    squares = 0.0
+    for p in spec.params:
+        tensor = np.asarray(update.delta[p.name], dtype=np.float64)
+        if tensor.shape != p.shape:
+            return f"{p.name} has shape {tensor.shape}, the spec says {p.shape}"
+        if not np.isfinite(tensor).all():
+            return f"{p.name} holds NaN or infinite values"
+        flat = tensor.ravel()
+        squares += float(flat @ flat)  # the same sum, in the same order, as update_norm
+    norm = math.sqrt(squares)
+    if not norm <= norm_bound:
+        return f"update norm {norm:.6g} exceeds the bound {norm_bound:.6g}"
+    return None
+
+
+def _ordered(updates: Sequence[Update], minimum: int = 1) -> list[Update]:
+    ordered = sorted(updates, key=lambda u: u.key)
+    if len({u.key for u in ordered}) != len(ordered):
+        raise InvalidRuleError(
+            "two updates come from the same node", hint="run screen() before aggregating"
+        )
+    if len(ordered) < minimum:
+        raise InvalidRuleError(
+            f"this rule needs at least {minimum} updates, got {len(ordered)}",
+            hint="the round fails without enough valid updates, or pick a rule that needs fewer",
+        )
+    return ordered
+
+
+def _stack(updates: Sequence[Update], name: str) -> NDArray[np.float64]:
+    return np.stack([np.asarray(u.delta[name], dtype=np.float64) for u in updates])
+
+
+def _weighted_sum(
+    updates: Sequence[Update], spec: ModelSpec, weights: Sequence[float], denominator: float
+) -> Tensors:
+    """sum_i w_i * u_i / denominator, accumulated in float64 in the given (sorted) order."""
+    result: Tensors = {}
+    for p in spec.params:
+        acc = np.zeros(p.shape, dtype=np.float64)
+        for update, weight in zip(updates, weights, strict=True):
+            acc += weight * np.asarray(update.delta[p.name], dtype=np.float64)
+        result[p.name] = acc / denominator
+    return result
+
+
+def fedavg(updates: Sequence[Update], spec: ModelSpec) -> Aggregate:
+    """Sample-weighted FedAvg: sum_i n_i * u_i / sum_i n_i."""
+    ordered = _ordered(updates)
+    weights = [float(u.num_samples) for u in ordered]
+    delta = _weighted_sum(ordered, spec, weights, math.fsum(weights))
+    return Aggregate(delta, tuple(u.node for u in ordered))
+
+
+def clipped_fedavg(updates: Sequence[Update], spec: ModelSpec, *, clip_norm: float) -> Aggregate:
+    """FedAvg of the updates each scaled to an L2 norm of at most `clip_norm`:
+    sum_i n_i * min(1, C / |u_i|) * u_i / sum_i n_i."""
+    if not clip_norm > 0:
+        raise InvalidRuleError(f"clip norm {clip_norm} must be positive")
+    ordered = _ordered(updates)
+    samples = [float(u.num_samples) for u in ordered]
+    weights = []
+    for update, n in zip(ordered, samples, strict=True):
+        norm = update_norm(update.delta, spec)
+        weights.append(n if norm <= clip_norm else n * (clip_norm / norm))
+    delta = _weighted_sum(ordered, spec, weights, math.fsum(samples))
+    return Aggregate(delta, tuple(u.node for u in ordered))
+
+
+def coordinate_median(updates: Sequence[Update], spec: ModelSpec) -> Aggregate:
+    """Per-coordinate median (the mean of the two middle values for an even count)."""
+    ordered = _ordered(updates)
+    result = {p.name: np.median(_stack(ordered, p.name), axis=0) for p in spec.params}
+    return Aggregate(result, tuple(u.node for u in ordered))
+
+
+def trimmed_mean(updates: Sequence[Update], spec: ModelSpec, *, trim: int) -> Aggregate:
+    """Per coordinate: drop the `trim` largest and `trim` smallest values, average the rest."""
+    if trim < 0:
+        raise InvalidRuleError(f"trim {trim} must be >= 0")
+    ordered = _ordered(updates, minimum=2 * trim + 1)
+    result: Tensors = {}
+    for p in spec.params:
+        kept = np.sort(_stack(ordered, p.name), axis=0)[trim : len(ordered) - trim]
+        result[p.name] = np.add.reduce(kept, axis=0) / len(kept)
+    return Aggregate(result, tuple(u.node for u in ordered))
+
+
+def krum_scores(updates: Sequence[Update], spec: ModelSpec, *, byzantine: int) -> list[float]:
+    """Krum score per update (in the given order): the sum of squared distances to its
+    n - f - 2 nearest neighbours."""
+    n = len(updates)
+    distances = np.zeros((n, n), dtype=np.float64)
+    for p in spec.params:
+        stacked = _stack(updates, p.name).reshape(n, -1)
+        for i in range(n):
+            diff = stacked[i + 1 :] - stacked[i]
+            row = np.einsum("ij,ij->i", diff, diff)
+            distances[i, i + 1 :] += row
+            distances[i + 1 :, i] += row
+    neighbours = n - byzantine - 2
+    return [float(np.sort(np.delete(distances[i], i))[:neighbours].sum()) for i in range(n)]
+
+
+def multi_krum(
+    updates: Sequence[Update], spec: ModelSpec, *, byzantine: int, select: int
+) -> Aggregate:
+    """Multi-Krum: average (unweighted) the `select` updates with the lowest Krum scores,
+    tolerating up to `byzantine` bad updates (needs n >= 2f + 3 and n >= m + f).
+    Ties go to the lower address."""
+    if byzantine < 0 or select < 1:
+        raise InvalidRuleError(f"multi-Krum needs f >= 0 and m >= 1, got f={byzantine}, m={select}")
+    ordered = _ordered(updates, minimum=max(2 * byzantine + 3, select + byzantine))
+    scores = krum_scores(ordered, spec, byzantine=byzantine)
+    ranking = sorted(range(len(ordered)), key=lambda i: (scores[i], ordered[i].key))
+    chosen = sorted(ranking[:select])
+    kept = [ordered[i] for i in chosen]
+    dropped = tuple(
+        Rejection(
+            ordered[i].node, f"multi-Krum score {scores[i]:.6g} is not among the {select} lowest"
+        )
+        for i in sorted(ranking[select:])
+    )
+    mean = _weighted_sum(kept, spec, [1.0] * len(kept), float(len(kept)))
+    return Aggregate(mean, tuple(u.node for u in kept), dropped)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rule with its parameters, as a deployment configures it."""
+
+    name: str = "fedavg"
+    clip_norm: float = 1.0
+    trim: int = 1
+    byzantine: int = 1
+    select: int = 1
+
+    def __post_init__(self) -> None:
+        if self.name not in RULES:
+            raise InvalidRuleError(
+                f"unknown aggregation rule {self.name!r}", hint=f"pick one of {', '.join(RULES)}"
+            )
+
+    @property
+    def minimum_updates(self) -> int:
+        """Accepted updates the rule needs; with fewer, the committee has nothing to propose."""
+        if self.name == "trimmed-mean":
+            return 2 * self.trim + 1
+        if self.name == "multi-krum":
+            return max(2 * self.byzantine + 3, self.select + self.byzantine)
+        return 1
+
+
+RULES: dict[str, Callable[[Sequence[Update], ModelSpec, Rule], Aggregate]] = {
+    "fedavg": lambda u, s, r: fedavg(u, s),
+    "clipped-fedavg": lambda u, s, r: clipped_fedavg(u, s, clip_norm=r.clip_norm),
+    "median": lambda u, s, r: coordinate_median(u, s),
+    "trimmed-mean": lambda u, s, r: trimmed_mean(u, s, trim=r.trim),
+    "multi-krum": lambda u, s, r: multi_krum(u, s, byzantine=r.byzantine, select=r.select),
+}
+
+
+def aggregate(
+    updates: Sequence[Update], spec: ModelSpec, rule: Rule, *, norm_bound: float
+) -> Aggregate:
+    """Screen the updates, then apply the rule to those accepted; every rejection is kept."""
+    accepted, rejected = screen(updates, spec, norm_bound=norm_bound)
+    result = RULES[rule.name](accepted, spec, rule)
+    return Aggregate(result.delta, result.included, tuple(rejected) + result.rejected)

@@ -1,0 +1,327 @@
+"""The update bundle (`flare-update/1`): one safetensors file per node per round.
+
+Bundles come from untrusted peers, so the reader parses the safetensors layout itself: it checks
+the header size, the format version, the metadata, every tensor's name, dtype and shape against
+the layout the model spec implies, and the exact file size before it creates a single array,
+then refuses non-finite values. The writer is canonical (sorted JSON without spaces, tensors in
+name order, checksummed address), and the reader insists on that canonical header, so the same
+update always has the same bytes and therefore the same CID.
+
+Metadata is str -> str (a safetensors rule). Integers are decimal without sign or leading zeros;
+`shapes` and `metrics` are JSON with sorted keys and no spaces; `model_spec` is 0x-hex.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_utils.address import to_checksum_address
+from numpy.typing import NDArray
+
+from flare.protocol.errors import IntegrityError
+from flare.protocol.modelspec import DTYPES, ITEMSIZE, MAX_RANK, ModelSpec
+
+FORMAT = "flare-update/1"
+ST_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+_NP_WIRE: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype("<f4"),
+    "bfloat16": np.dtype("<u2"),
+    "float16": np.dtype("<f2"),
+}
+_META_KEYS = frozenset(
+    {"format", "round", "node", "base_model", "num_samples", "rank", "factor_dtype",
+     "model_spec", "shapes", "metrics"}
+)  # fmt: skip
+_UINT64 = 2**64 - 1
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
+_CID = re.compile(r"b[a-z2-7]{8,127}")  # CIDv1, base32 (DESIGN.md §3)
+_MAX_METRICS = 64
+_METRIC = re.compile(r"[A-Za-z0-9_./-]{1,64}")
+
+
+class InvalidBundleError(IntegrityError):
+    """A bundle that is not a well-formed `flare-update/1` file for this model spec."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            message, hint=hint or "the update is skipped; its sender must rebuild it with a "
+            "flare-node that speaks flare-update/1 for this deployment's model spec"
+        )  # fmt: skip
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """What a bundle says about itself; checked on construction, on both write and read."""
+
+    round: int
+    node: str
+    base_model: str
+    num_samples: int
+    rank: int
+    model_spec: bytes
+    factor_dtype: str = "float32"
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.round <= _UINT64:
+            problems.append(f"round {self.round} is not a uint64")
+        if not 1 <= self.num_samples <= _UINT64:
+            problems.append(f"numSamples {self.num_samples} is not in 1..2^64-1")
+        if not 1 <= self.rank <= MAX_RANK:
+            problems.append(f"rank {self.rank} is not in 1..{MAX_RANK}")
+        if self.factor_dtype not in DTYPES:
+            problems.append(f"factor dtype {self.factor_dtype!r} is not one of {DTYPES}")
+        if not _CID.fullmatch(self.base_model):
+            problems.append(f"base model {self.base_model[:40]!r} is not a CID string")
+        if len(self.model_spec) != 32:
+            problems.append("model spec hash is not 32 bytes")
+        try:
+            checksummed = to_checksum_address(self.node)
+        except ValueError:
+            problems.append(f"node {self.node[:50]!r} is not an address")
+        else:
+            object.__setattr__(self, "node", checksummed)
+        if len(self.metrics) > _MAX_METRICS:
+            problems.append(f"{len(self.metrics)} metrics (at most {_MAX_METRICS})")
+        for key, value in self.metrics.items():
+            if not (isinstance(key, str) and _METRIC.fullmatch(key)):
+                problems.append(f"metric name {key[:70]!r} is not 1..64 of [A-Za-z0-9_./-]")
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                problems.append(f"metric {key!r} = {value!r} is not a finite number")
+        if problems:
+            raise InvalidBundleError("bad bundle metadata: " + "; ".join(problems[:5]))
+        object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
+
+    def encode(self, spec: ModelSpec) -> dict[str, str]:
+        """The safetensors `__metadata__` (str -> str) for this bundle."""
+        return {
+            "format": FORMAT,
+            "round": str(self.round),
+            "node": self.node,
+            "base_model": self.base_model,
+            "num_samples": str(self.num_samples),
+            "rank": str(self.rank),
+            "factor_dtype": self.factor_dtype,
+            "model_spec": "0x" + self.model_spec.hex(),
+            "shapes": _canonical_json({p.name: list(p.shape) for p in spec.params}),
+            "metrics": _canonical_json(self.metrics),
+        }
+
+    @classmethod
+    def decode(cls, metadata: Mapping[str, str], spec: ModelSpec) -> BundleMeta:
+        """Parse and check `__metadata__`; the spec's shapes must match the declared ones."""
+        version = metadata.get("format")
+        if version != FORMAT:
+            raise InvalidBundleError(
+                f"bundle format {str(version)[:40]!r} is not {FORMAT}",
+                hint="the sender runs another flare-node version; the update is skipped",
+            )
+        if set(metadata) != _META_KEYS:
+            odd = sorted(set(metadata) ^ _META_KEYS)
+            raise InvalidBundleError(f"metadata keys missing or unexpected: {odd[:5]}")
+        for key in ("round", "num_samples", "rank"):
+            if not _DECIMAL.fullmatch(metadata[key]):
+                raise InvalidBundleError(f"metadata {key} = {metadata[key][:30]!r} is not decimal")
+        spec_hex = metadata["model_spec"]
+        if (
+            not re.fullmatch(r"0x[0-9a-f]{64}", spec_hex)
+            or bytes.fromhex(spec_hex[2:]) != spec.hash
+        ):
+            raise InvalidBundleError(
+                f"bundle is for model spec {spec_hex[:66]}, not 0x{spec.hash.hex()}",
+                hint="the sender trains a different model layout; the update is skipped",
+            )
+        try:
+            metrics = json.loads(metadata["metrics"], parse_constant=_refuse_constant)
+            shapes = json.loads(metadata["shapes"])
+        except ValueError as error:
+            raise InvalidBundleError(f"metadata JSON does not parse: {error}") from error
+        if not isinstance(metrics, dict):
+            raise InvalidBundleError("metadata metrics is not a JSON object")
+        if shapes != {p.name: list(p.shape) for p in spec.params}:
+            raise InvalidBundleError("metadata shapes differ from the model spec")
+        return cls(
+            round=int(metadata["round"]),
+            node=metadata["node"],
+            base_model=metadata["base_model"],
+            num_samples=int(metadata["num_samples"]),
+            rank=int(metadata["rank"]),
+            model_spec=spec.hash,
+            factor_dtype=metadata["factor_dtype"],
+            metrics=metrics,
+        )
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def header_bound(spec: ModelSpec) -> int:
+    """Largest header a bundle for this spec can need; anything larger is refused unread."""
+    return 65_536 + 2_048 * len(spec.params)
+
+
+def size_bound(spec: ModelSpec, rank: int, factor_dtype: str = "float32") -> int:
+    """Largest bundle for this spec at this rank: what a fetcher should refuse to exceed."""
+    return 8 + header_bound(spec) + spec.wire_bytes(rank, factor_dtype)
+
+
+def _header(layout: Mapping[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str]) -> bytes:
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, (dtype, shape) in layout.items():
+        end = offset + math.prod(shape) * ITEMSIZE[dtype]
+        header[name] = {
+            "data_offsets": [offset, end],
+            "dtype": ST_DTYPE[dtype],
+            "shape": list(shape),
+        }
+        offset = end
+    text = _canonical_json(header).encode("ascii")
+    return text + b" " * (-len(text) % 8)
+
+
+def write_bundle(
+    meta: BundleMeta,
+    spec: ModelSpec,
+    tensors: Mapping[str, NDArray[Any]],
+) -> bytes:
+    """The canonical bytes of a bundle holding `tensors` (wire names: `w.P`, `w.Q`, dense `b`).
+
+    Arrays are float32 / float16 for those dtypes, and uint16 bit patterns for bfloat16.
+    Anything the reader would refuse is refused here first.
+    """
+    if meta.model_spec != spec.hash:
+        raise InvalidBundleError("bundle metadata names another model spec than the one given")
+    layout = spec.wire_layout(meta.rank, meta.factor_dtype)
+    if set(tensors) != set(layout):
+        odd = sorted(set(tensors) ^ set(layout))
+        raise InvalidBundleError(f"tensors missing or unexpected for this spec and rank: {odd[:5]}")
+    chunks: list[bytes] = []
+    for name, (dtype, shape) in layout.items():
+        array = np.asarray(tensors[name])
+        if array.shape != shape or array.dtype.newbyteorder("<") != _NP_WIRE[dtype]:
+            raise InvalidBundleError(
+                f"{name}: got {array.dtype}{list(array.shape)}, "
+                f"the layout needs {dtype}{list(shape)}"
+            )
+        _check_finite(name, _to_float32(array, dtype))
+        chunks.append(np.ascontiguousarray(array, dtype=_NP_WIRE[dtype]).tobytes())
+    header = _header(layout, meta.encode(spec))
+    return struct.pack("<Q", len(header)) + header + b"".join(chunks)
+
+
+def read_bundle(data: bytes, spec: ModelSpec, *, max_bytes: int | None = None) -> UpdateBundle:
+    """Parse and check an untrusted bundle against the model spec; refuse anything else."""
+    limit = max_bytes if max_bytes is not None else size_bound(spec, MAX_RANK)
+    if len(data) > limit:
+        raise InvalidBundleError(f"bundle of {len(data)} bytes exceeds the {limit}-byte bound")
+    if len(data) < 8:
+        raise InvalidBundleError(f"bundle of {len(data)} bytes is truncated before its header")
+    (header_len,) = struct.unpack_from("<Q", data)
+    if header_len > header_bound(spec) or 8 + header_len > len(data):
+        raise InvalidBundleError(f"header length {header_len} is out of bounds or truncated")
+    header_bytes = bytes(data[8 : 8 + header_len])
+    try:
+        header = json.loads(header_bytes.decode("ascii"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InvalidBundleError(f"bundle header is not JSON: {error}") from error
+    metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidBundleError("bundle header has no str -> str __metadata__")
+    meta = BundleMeta.decode(metadata, spec)
+    layout = spec.wire_layout(meta.rank, meta.factor_dtype)
+    if set(header) != set(layout):
+        odd = sorted(set(header) ^ set(layout))
+        raise InvalidBundleError(f"tensors missing or unexpected for this spec and rank: {odd[:5]}")
+    for name, (dtype, shape) in layout.items():
+        entry = header[name]
+        if not isinstance(entry, dict) or entry.get("dtype") != ST_DTYPE[dtype]:
+            raise InvalidBundleError(f"{name}: dtype is not {ST_DTYPE[dtype]} as the layout needs")
+        if entry.get("shape") != list(shape):
+            raise InvalidBundleError(f"{name}: shape {entry.get('shape')} is not {list(shape)}")
+    if _header(layout, meta.encode(spec)) != header_bytes:
+        raise InvalidBundleError("bundle header is not in canonical form (offsets or encoding)")
+    start = 8 + header_len
+    if len(data) != start + spec.wire_bytes(meta.rank, meta.factor_dtype):
+        raise InvalidBundleError("bundle is truncated or has trailing bytes")
+    arrays: dict[str, NDArray[np.float32]] = {}
+    for name, (dtype, shape) in layout.items():
+        begin, _ = header[name]["data_offsets"]
+        wire = np.frombuffer(data, _NP_WIRE[dtype], math.prod(shape), start + begin)
+        arrays[name] = _check_finite(name, _to_float32(wire.reshape(shape), dtype))
+    return UpdateBundle(meta, spec, arrays)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("a key appears twice")
+    return result
+
+
+def _to_float32(array: NDArray[Any], dtype: str) -> NDArray[np.float32]:
+    if dtype == "bfloat16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(np.float32, copy=False)
+
+
+def _check_finite(name: str, array: NDArray[np.float32]) -> NDArray[np.float32]:
+    if not np.isfinite(array).all():
+        raise InvalidBundleError(f"{name} holds NaN or infinite values")
+    return array
+
+
+def bfloat16_bits(array: NDArray[Any]) -> NDArray[np.uint16]:
+    """float32 -> bfloat16 bit patterns, rounding to nearest even (as torch does)."""
+    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class UpdateBundle:
+    """A checked bundle: its metadata and its tensors as float32 (exact for every wire dtype)."""
+
+    meta: BundleMeta
+    spec: ModelSpec
+    tensors: Mapping[str, NDArray[np.float32]]
+
+    def delta(self) -> Mapping[str, NDArray[np.float64]]:
+        """The decompressed update, name -> float64 array, computed one tensor at a time."""
+        return _Delta(self)
+
+
+class _Delta(Mapping[str, NDArray[np.float64]]):
+    """Lazy: holding every decompressed tensor of a 100M-parameter update would cost 800 MB."""
+
+    def __init__(self, bundle: UpdateBundle) -> None:
+        self._bundle = bundle
+
+    def __getitem__(self, name: str) -> NDArray[np.float64]:
+        tensors, p = self._bundle.tensors, self._bundle.spec.param(name)
+        if name in tensors:
+            return tensors[name].astype(np.float64)
+        factor_p = tensors[name + ".P"].astype(np.float64)
+        factor_q = tensors[name + ".Q"].astype(np.float64)
+        return (factor_p @ factor_q.T).reshape(p.shape)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._bundle.spec.names)
+
+    def __len__(self) -> int:
+        return len(self._bundle.spec.params)
