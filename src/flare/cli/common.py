@@ -44,6 +44,15 @@ RpcOption = Annotated[
 ]
 
 
+def offline_hub() -> None:
+    """flare-node never downloads from the Hugging Face Hub: fail fast instead of retrying.
+
+    Must run before LeRobot or transformers are imported (they read it at import time).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def resolve_home(home: Path | None) -> Path:
     """The node home named on the command line, else the default."""
     return (home if home is not None else default_home()).expanduser()
