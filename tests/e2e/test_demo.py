@@ -21,10 +21,13 @@ def test_demo_finalizes_round_one_and_opens_round_two(tmp_path: Path) -> None:
     assert summary["phase"] == "FINALIZED"
     assert summary["updates"] == 4
     assert len(summary["seats"]) == 3
+    # Every seat holder's ECVRF proof was checked off-chain against its registered key.
+    assert summary["verified_seats"] == summary["seats"]
     assert summary["global_model_round"] == 1
     assert summary["next_round"] == 2
     # The finalized model is real content in the store, re-hashed on read.
-    assert EmbeddedStore(tmp_path / "store").get(summary["global_model"])
+    with EmbeddedStore(tmp_path / "store") as store:
+        assert store.get(summary["global_model"])
 
 
 def test_demo_refuses_a_committee_larger_than_the_federation() -> None:

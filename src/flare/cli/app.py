@@ -27,6 +27,13 @@ class FlareGroup(TyperGroup):
             if error.hint:
                 typer.echo(f"  hint: {error.hint}", err=True)
             raise typer.Exit(error.exit_code) from error
+        except OSError as error:
+            # A file or device the command needed failed (disk full, permissions, a vanished
+            # directory): say which and why instead of a traceback.
+            where = f" ({error.filename})" if error.filename else ""
+            typer.echo(f"Error: {error.strerror or error}{where}", err=True)
+            typer.echo("  hint: check the path, its permissions and free space", err=True)
+            raise typer.Exit(1) from error
 
 
 app = typer.Typer(

@@ -14,11 +14,14 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flare.cli.common import JsonOption
+
+if TYPE_CHECKING:
+    from flare.node.store.embedded import EmbeddedStore
 
 
 @dataclass
@@ -48,18 +51,20 @@ def demo(
         raise typer.BadParameter("the committee cannot be larger than the federation")
     with tempfile.TemporaryDirectory(prefix="flare-demo-") as scratch:
         root = data_dir if data_dir is not None else Path(scratch)
-        summary = _run(nodes, committee, root, quiet=as_json)
+        from flare.node.store.embedded import EmbeddedStore
+
+        with EmbeddedStore(root / "store") as store:
+            summary = _run(store, nodes, committee, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 
 
-def _run(n_nodes: int, k: int, root: Path, *, quiet: bool) -> dict[str, Any]:
+def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str, Any]:
     # Heavy imports stay here so `flare-node --help` is fast.
     from flare.chain.connect import connect
     from flare.chain.deploy import deploy
     from flare.chain.devchain import advance_time, dev_account_key
     from flare.chain.ledger import Web3Ledger
-    from flare.node.store.embedded import EmbeddedStore
     from flare.protocol import sortition, vrf
     from flare.protocol.cid import decode_cid, encode_cid
     from flare.protocol.events import SeatClaimed, UpdateSubmitted
@@ -69,7 +74,6 @@ def _run(n_nodes: int, k: int, root: Path, *, quiet: bool) -> dict[str, Any]:
         if not quiet:
             typer.echo(text)
 
-    store = EmbeddedStore(root / "store")
     w3 = connect("eth-tester://")
     chain_id = int(w3.eth.chain_id)
 
@@ -140,15 +144,20 @@ def _run(n_nodes: int, k: int, root: Path, *, quiet: bool) -> dict[str, Any]:
     claims = {e.node: e for e in events if isinstance(e, SeatClaimed) and e.round == 1}
     updates = [(e.node, e.cid) for e in events if isinstance(e, UpdateSubmitted) and e.round == 1]
     seats = [seat.holder for seat in owner.seats(1)]
+    # v1 checks seat claims off-chain: a seat whose proof fails is ignored by honest nodes.
+    valid_seats = []
     for holder in seats:
         claim = claims[holder]
         result = sortition.verify_claim(keys[holder], info.seed, 1, claim.output, claim.proof)
         if isinstance(result, vrf.InvalidProof):
-            say(f"  seat of {holder} has an invalid VRF proof: {result.reason}")
+            say(f"  ignoring the seat of {names[holder]}: {result.reason}")
+        else:
+            valid_seats.append(holder)
+    say(f"{len(valid_seats)} of {len(seats)} seats carry valid VRF proofs")
     fetched = [store.get(encode_cid(cid)) for _, cid in updates]  # re-hashed on read
     root_hash = updates_root(updates)
     aggregate = store.put(b"".join(sorted(fetched)))
-    committee_nodes = [node for node in peers if node.address in seats]
+    committee_nodes = [node for node in peers if node.address in valid_seats]
     proposer = committee_nodes[0]
     receipt = proposer.ledger.propose_aggregate(1, decode_cid(aggregate), root_hash)
     say(f"{proposer.name} proposed aggregate {aggregate} over {len(updates)} updates")
@@ -172,6 +181,7 @@ def _run(n_nodes: int, k: int, root: Path, *, quiet: bool) -> dict[str, Any]:
         "phase": final.phase.name,
         "updates": len(updates),
         "seats": seats,
+        "verified_seats": valid_seats,
         "global_model": encode_cid(model),
         "global_model_round": model_round,
         "next_round": owner.current_round(),
