@@ -1,13 +1,14 @@
 """Compile FlareRounds from a source checkout into the artifact the package ships.
 
-py-solc-x drives the project's `tools/solc` shim over npm solc (the only compiler that installs
-here), with the same settings as `contracts/foundry.toml`. The artifact holds the ABI, both
-bytecodes, the compiler settings and a keccak256 of every source file, so a test can tell that
-the committed artifact is stale and a node never needs a compiler.
+py-solc-x drives the project's `tools/solc` shim over npm solc (solcjs, so a build needs no
+native solc binary and no download), with the same settings as `contracts/foundry.toml`. The
+artifact holds the ABI, both bytecodes, the compiler settings and a keccak256 of every source
+file, so a test can tell that the committed artifact is stale and a node never needs a compiler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,6 +52,10 @@ class ArtifactStaleError(IntegrityError):
     """The committed artifact is not what the sources compile to."""
 
 
+class ArtifactFileError(ConfigError):
+    """The artifact or a contract source in the checkout cannot be read or written."""
+
+
 @dataclass(frozen=True)
 class BuildResult:
     """What a build produced and whether it differs from the artifact on disk."""
@@ -63,7 +68,7 @@ class BuildResult:
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The checkout holding `contracts/src` and `tools/solc`: from `start`, the cwd, or here."""
+    """The checkout holding `contracts/src` and `tools/solc`, from `start`, the cwd or this file."""
     starts = [start] if start is not None else [Path.cwd(), Path(__file__).resolve()]
     for origin in starts:
         for candidate in (origin, *origin.parents):
@@ -135,11 +140,22 @@ def render_artifact(artifact: dict[str, Any]) -> bytes:
 
 
 def write_artifact(artifact: dict[str, Any], path: Path) -> None:
-    """Write atomically: a reader never sees half an artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a reader never sees half an artifact.
+
+    Raises `ArtifactFileError` when the file cannot be written.
+    """
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(render_artifact(artifact))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(render_artifact(artifact))
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ArtifactFileError(
+            f"cannot write the contract artifact {path}: {error.strerror or error}",
+            hint="check that the checkout is writable and the disk has free space",
+        ) from error
 
 
 def build_artifact(root: Path, *, check: bool = False) -> BuildResult:

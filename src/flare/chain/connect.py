@@ -7,24 +7,25 @@ process exits. `eth-tester://NAME` opens a separate embedded chain per name.
 HTTP endpoints get bounded retries with exponential backoff for transient failures (refused or
 dropped connections, timeouts, 5xx) and a probe at connect time, so a wrong URL fails at once
 with an `UnavailableError` that names it instead of a stack of `requests` errors later.
+
+web3 and requests load inside the functions that use them: the CLI imports `DEFAULT_RPC` from
+here for its option defaults, and `flare-node --help` must not pay for web3.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-from web3 import EthereumTesterProvider, Web3
-from web3.exceptions import BadResponseFormat
-from web3.providers.rpc.utils import ExceptionRetryConfiguration
-from web3.types import RPCEndpoint, RPCResponse
-
 from flare.protocol.errors import ConfigError, UnavailableError
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 EMBEDDED_SCHEME = "eth-tester"
 DEFAULT_RPC = "eth-tester://"
@@ -33,10 +34,11 @@ ETH_TESTER_CHAIN_ID = 131277322940537
 ANVIL_CHAIN_ID = 31337
 DEV_CHAIN_IDS = frozenset({ETH_TESTER_CHAIN_ID, ANVIL_CHAIN_ID})
 
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
-
 _embedded: dict[str, Web3] = {}
 _embedded_lock = threading.Lock()
+# The URL each connection was opened with, for messages and for telling embedded chains apart;
+# weak, so a dropped connection is not kept alive by being named.
+_urls: weakref.WeakKeyDictionary[Web3, str] = weakref.WeakKeyDictionary()
 
 
 class RpcUrlError(ConfigError):
@@ -55,26 +57,21 @@ class RpcUnavailableError(UnavailableError):
         self.url = url
 
 
-class _SerializedTesterProvider(EthereumTesterProvider):
-    """eth-tester is not thread-safe; nodes may call it from worker threads, so serialize."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.RLock()
-
-    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        with self._lock:
-            return super().make_request(method, params)
-
-
 def is_embedded(url: str) -> bool:
     """Whether `url` names an in-process chain."""
     return urlsplit(url).scheme == EMBEDDED_SCHEME
 
 
 def endpoint_of(w3: Web3) -> str:
-    """The URL a connection was opened with, for messages (the embedded chain included)."""
-    return str(getattr(w3, "flare_url", "eth-tester://"))
+    """The URL a connection was opened with, for messages (the embedded chain included).
+
+    A `Web3` built elsewhere is named by its HTTP provider's URL, else as an embedded chain.
+    """
+    url = _urls.get(w3)
+    if url is not None:
+        return url
+    endpoint = getattr(w3.provider, "endpoint_uri", None)
+    return str(endpoint) if endpoint else DEFAULT_RPC
 
 
 def connect(url: str = DEFAULT_RPC, *, timeout: float = 10.0, retries: int = 3) -> Web3:
@@ -91,26 +88,35 @@ def connect(url: str = DEFAULT_RPC, *, timeout: float = 10.0, retries: int = 3) 
 
 
 def _embedded_chain(url: str) -> Web3:
+    from web3 import Web3
+
+    from flare.chain.devchain import SerializedTesterProvider
+
     name = url.split("://", 1)[1]
     with _embedded_lock:
         w3 = _embedded.get(name)
         if w3 is None:
-            w3 = Web3(_SerializedTesterProvider())
-            w3.flare_url = url  # type: ignore[attr-defined]
+            w3 = Web3(SerializedTesterProvider())
+            _urls[w3] = url
             _embedded[name] = w3
         return w3
 
 
 def _http_chain(url: str, *, timeout: float, retries: int) -> Web3:
+    import requests
+    from web3 import Web3
+    from web3.providers.rpc.utils import ExceptionRetryConfiguration
+
+    transient = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
     provider = Web3.HTTPProvider(
         url,
         request_kwargs={"timeout": timeout},
         exception_retry_configuration=ExceptionRetryConfiguration(
-            errors=_TRANSIENT, retries=max(1, retries), backoff_factor=0.1
+            errors=transient, retries=max(1, retries), backoff_factor=0.1
         ),
     )
     w3 = Web3(provider)
-    w3.flare_url = url  # type: ignore[attr-defined]
+    _urls[w3] = url
     with rpc_errors(url):
         w3.eth.chain_id  # noqa: B018  (the probe: fails now, naming the URL, if nothing answers)
     return w3
@@ -119,6 +125,9 @@ def _http_chain(url: str, *, timeout: float, retries: int) -> Web3:
 @contextmanager
 def rpc_errors(url: str) -> Iterator[None]:
     """Turn transport failures that outlived the retries into an `RpcUnavailableError`."""
+    import requests
+    from web3.exceptions import BadResponseFormat
+
     try:
         yield
     except requests.HTTPError as error:

@@ -7,6 +7,7 @@ constructor parameters. The RPC URL is deliberately not stored: it may carry an 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ DEPLOYMENT_FORMAT = "flare-deployment/1"
 
 
 class DeploymentFileError(ConfigError):
-    """A deployment record is missing or malformed."""
+    """A deployment record is missing, malformed, or cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,28 @@ class Deployment:
         """The record as written to disk."""
         return {"format": DEPLOYMENT_FORMAT, "contract": "FlareRounds", **asdict(self)}
 
+    def render(self) -> str:
+        """The record file's text."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
     def write(self, path: Path) -> None:
-        """Write atomically, so an interrupted deploy never leaves half a record."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically, so an interrupted deploy never leaves half a record.
+
+        Raises `DeploymentFileError` when the file cannot be written (no such directory, no
+        permission, disk full).
+        """
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(self.render())
+            os.replace(tmp, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise DeploymentFileError(
+                f"cannot write the deployment record {path}: {error.strerror or error}",
+                hint="check that its directory is writable and the disk has free space",
+            ) from error
 
 
 def read_deployment(path: Path) -> Deployment:

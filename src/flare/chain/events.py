@@ -15,6 +15,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import collapse_if_tuple, event_signature_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from flare.protocol.events import EVENT_TYPES, ChainEvent
 from flare.protocol.rounds import FailureReason, RoundConfig
@@ -82,14 +83,26 @@ class EventDecoder:
 def fetch_events(
     w3: Web3, decoder: EventDecoder, address: str, from_block: int, to_block: int
 ) -> list[ChainEvent]:
-    """The events of `address` in [from_block, to_block], fetched in bounded block ranges."""
+    """The events of `address` in [from_block, to_block], fetched in bounded block ranges.
+
+    Public endpoints cap eth_getLogs (a block range, a result count) and answer with a JSON-RPC
+    error: a refused range is halved and asked again, down to one block, whose refusal is
+    raised (the `Transactor` guard turns it into a `RequestRejectedError`).
+    """
     found: list[ChainEvent] = []
     start = max(0, from_block)
+    span = LOG_CHUNK_BLOCKS
     while start <= to_block:
-        end = min(to_block, start + LOG_CHUNK_BLOCKS - 1)
-        logs = w3.eth.get_logs(
-            {"address": address, "fromBlock": start, "toBlock": end}  # type: ignore[typeddict-item]
-        )
+        end = min(to_block, start + span - 1)
+        try:
+            logs = w3.eth.get_logs(
+                {"address": address, "fromBlock": start, "toBlock": end}  # type: ignore[typeddict-item]
+            )
+        except Web3RPCError:
+            if end == start:
+                raise
+            span = max(1, (end - start + 1) // 2)
+            continue
         found.extend(decoder.decode_all(logs))
         start = end + 1
     return sorted(found, key=lambda event: event.position)

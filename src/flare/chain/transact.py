@@ -4,7 +4,9 @@ Each transaction is simulated first (gas estimation; one `eth_call` on the in-pr
 so a revert surfaces before anything is signed, decoded into the contract's own error. It is
 then signed locally and sent; the HTTP provider's bounded retries re-send the same signed bytes,
 which is idempotent (same hash, same nonce). A mined transaction with status 0 (state changed
-between simulation and mining, or out of gas) is replayed to recover the reason.
+between simulation and mining, or out of gas) is replayed to recover the reason. A request the
+node answers with a JSON-RPC error (insufficient funds, a stale nonce, a log query over its
+limits) becomes a `RequestRejectedError` carrying the node's own message.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed
+from eth_utils.exceptions import ValidationError as EvmValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
@@ -34,7 +37,11 @@ class ReadOnlyLedgerError(ConfigError):
     """A transaction was asked of a ledger opened without a key."""
 
 
-class TransactionRejectedError(FlareError, RuntimeError):
+class RequestRejectedError(FlareError, RuntimeError):
+    """The node answered a request with a JSON-RPC error instead of a result."""
+
+
+class TransactionRejectedError(RequestRejectedError):
     """The node refused the transaction (funds, nonce, fee) before it was mined."""
 
 
@@ -72,8 +79,11 @@ class Transactor:
         return self._account.address if self._account is not None else None
 
     @contextmanager
-    def guard(self) -> Iterator[None]:
-        """Map transport failures and reverts raised inside to `FlareError`s."""
+    def guard(self, *, sending: bool = False) -> Iterator[None]:
+        """Map transport failures, reverts and refusals raised inside to `FlareError`s.
+
+        `sending`: the block sends a transaction, so a refusal is a `TransactionRejectedError`.
+        """
         with rpc_errors(self.url):
             try:
                 yield
@@ -82,6 +92,23 @@ class Transactor:
                 if decoded is None:
                     raise
                 raise decoded from error
+            except Web3RPCError as error:
+                raise self._rejected(_rpc_message(error), sending) from error
+            except EvmValidationError as error:
+                # The in-process EVM refuses a transaction it cannot include (funds, nonce) by
+                # raising where a node would answer with a JSON-RPC error.
+                if not self._embedded:
+                    raise
+                raise self._rejected(str(error), sending) from error
+
+    def _rejected(self, message: str, sending: bool) -> RequestRejectedError:
+        if sending:
+            return TransactionRejectedError(
+                f"{self.url} refused the transaction: {message}", hint=_rejection_hint(message)
+            )
+        return RequestRejectedError(
+            f"{self.url} refused the request: {message}", hint=_refusal_hint(message)
+        )
 
     def call(self, read: Callable[[], T]) -> T:
         """Run a view call under `guard`."""
@@ -99,7 +126,7 @@ class Transactor:
                 hint="pass --keystore (or --dev-account N on a local dev chain)",
             )
         sender = self._account.address
-        with self.guard():
+        with self.guard(sending=True):
             nonce = self.w3.eth.get_transaction_count(sender, "pending")
             if self._embedded:
                 # py-evm estimates gas by a binary search of ~13 executions; one call finds a
@@ -122,15 +149,11 @@ class Transactor:
         """Send once; the provider already retried transport failures with the same bytes."""
         try:
             self.w3.eth.send_raw_transaction(raw)
-        except Web3RPCError as error:
+        except Web3RPCError:
             # A retried send whose first attempt got through is "already known": fine.
-            if self._known(tx_hash):
-                return
-            message = str(error.message if error.message else error)
-            raise TransactionRejectedError(
-                f"{self.url} refused the transaction: {message}",
-                hint=_rejection_hint(message),
-            ) from error
+            # Otherwise `guard` reports the node's refusal.
+            if not self._known(tx_hash):
+                raise
 
     def _known(self, tx_hash: bytes) -> bool:
         try:
@@ -167,7 +190,7 @@ class Transactor:
             try:
                 with self.guard():
                     self.w3.eth.call(replay, block_identifier=at)
-            except Web3RPCError:
+            except RequestRejectedError:
                 continue
             break
         raise TransactionRevertedError(
@@ -182,12 +205,31 @@ def _call_of(tx: dict[str, Any], *extra: str) -> TxParams:
     return cast(TxParams, {k: tx[k] for k in ("from", "to", "data", "value", *extra) if k in tx})
 
 
+def _rpc_message(error: Web3RPCError) -> str:
+    """The node's own words: the `message` of the JSON-RPC error object when there is one."""
+    response = error.rpc_response
+    detail = response.get("error") if response is not None else None
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        return str(detail["message"])
+    return str(error.message or error)
+
+
 def _rejection_hint(message: str) -> str:
     lowered = message.lower()
-    if "insufficient funds" in lowered:
+    if "insufficient funds" in lowered or "cannot afford" in lowered:
         return "fund the sending account with the chain's native token"
     if "nonce" in lowered:
         return "another transaction from this account is pending; wait for it and retry"
     if "fee" in lowered or "underpriced" in lowered:
         return "the fee was too low for this node; retry"
     return "check the account and the node's logs"
+
+
+def _refusal_hint(message: str) -> str:
+    lowered = message.lower()
+    if any(word in lowered for word in ("range", "limit", "too many", "more than", "too large")):
+        return (
+            "the node limits how much one request may ask for (often eth_getLogs block ranges); "
+            "use a node without that limit, such as your own"
+        )
+    return "check the request and the node's logs"

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 DEFAULT_HOME = Path("~/.flare")
-DEFAULT_RPC = "eth-tester://"
 
 
 def default_home() -> Path:

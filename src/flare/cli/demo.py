@@ -61,7 +61,7 @@ def demo(
 
 def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str, Any]:
     # Heavy imports stay here so `flare-node --help` is fast.
-    from flare.chain.connect import connect
+    from flare.chain.connect import DEFAULT_RPC, connect
     from flare.chain.deploy import deploy
     from flare.chain.devchain import advance_time, dev_account_key
     from flare.chain.ledger import Web3Ledger
@@ -74,7 +74,7 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
         if not quiet:
             typer.echo(text)
 
-    w3 = connect("eth-tester://")
+    w3 = connect(DEFAULT_RPC)
     chain_id = int(w3.eth.chain_id)
 
     # --- DEPLOY ---

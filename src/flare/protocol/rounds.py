@@ -16,6 +16,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from flare.protocol.errors import ConfigError
+from flare.protocol.sortition import rank_int
 
 BPS = 10_000
 MAX_COMMITTEE = 64
@@ -145,8 +146,8 @@ class Seat:
 
     @property
     def rank(self) -> int:
-        """The output as the contract ranks it: a big-endian uint256, lower is better."""
-        return int.from_bytes(self.output, "big")
+        """The output as the contract ranks it (`sortition.rank_int`): lower is better."""
+        return rank_int(self.output)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,11 @@ class Proposal:
 
 def address_bytes(address: str) -> bytes:
     """The 20 bytes of a 0x-hex address; refuses anything else (a checksum typo included)."""
+    if not isinstance(address, str) or not address.startswith("0x"):
+        raise ConfigError(
+            f"{address!r} is not an Ethereum address: it must start with 0x",
+            hint="give 0x followed by 40 hex digits",
+        )
     try:
         checksummed = to_checksum_address(address)
     except ValueError as error:

@@ -15,7 +15,11 @@ from eth_utils.crypto import keccak
 from flare.chain.deploy import deploy
 from flare.chain.ledger import NoContractError, NotFlareRoundsError, open_ledger
 from flare.chain.reverts import RevertDecoder
-from flare.chain.transact import TransactionRevertedError, Transactor
+from flare.chain.transact import (
+    TransactionRejectedError,
+    TransactionRevertedError,
+    Transactor,
+)
 from flare.protocol import events as ev
 from flare.protocol import ledger as errors
 from flare.protocol.ledger import ContractError, Ledger
@@ -405,3 +409,17 @@ def test_a_mined_failure_is_explained(
         sender.send(_Prepared(tx))
 
     assert deployed.owner.current_round() == 0
+
+
+def test_an_unfunded_sender_is_rejected_with_a_funding_hint(
+    chain: Chain, deploy_rounds: DeployFactory
+) -> None:
+    deployed = deploy_rounds()
+    # A key no dev chain funds: anvil answers with a JSON-RPC error, eth-tester raises.
+    pauper = open_ledger(chain.w3, deployed.record.address, private_key=keccak(b"unfunded"))
+
+    with pytest.raises(TransactionRejectedError, match="refused the transaction") as caught:
+        pauper.register(vrf_key(9))
+
+    assert caught.value.hint == "fund the sending account with the chain's native token"
+    assert deployed.owner.node_count() == 0

@@ -15,7 +15,13 @@ from flare.chain.artifact import (
     default_artifact_path,
     load_artifact,
 )
-from flare.chain.compile import find_project_root, source_hashes
+from flare.chain.compile import (
+    ArtifactFileError,
+    find_project_root,
+    render_artifact,
+    source_hashes,
+    write_artifact,
+)
 from flare.chain.events import snake
 from flare.protocol.events import EVENT_TYPES
 from flare.protocol.ledger import CONTRACT_ERRORS
@@ -92,3 +98,24 @@ def test_error_messages_only_name_arguments_the_contract_sends() -> None:
 
         assert used <= names, (item["name"], used - names)
         assert set(cls.phase_args) <= names
+
+
+def test_an_artifact_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    target = tmp_path / "FlareRounds.json"
+    (tmp_path / "FlareRounds.json.tmp").mkdir()  # the temporary file cannot be created
+
+    with pytest.raises(ArtifactFileError, match="cannot write the contract artifact") as caught:
+        write_artifact({"contractName": "FlareRounds"}, target)
+
+    assert str(target) in caught.value.message
+    assert not target.exists()
+
+
+def test_an_artifact_is_written_whole(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "FlareRounds.json"
+    artifact = {"contractName": "FlareRounds", "abi": []}
+
+    write_artifact(artifact, target)
+
+    assert target.read_bytes() == render_artifact(artifact)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["FlareRounds.json"]

@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -19,12 +21,15 @@ from typer.testing import CliRunner, Result
 
 from flare.chain.artifact import ArtifactMissingError
 from flare.chain.connect import RpcUnavailableError, RpcUrlError, connect
+from flare.chain.deploy import DeploymentFileError
 from flare.chain.devchain import advance_time, dev_account_key
-from flare.chain.ledger import NoContractError, open_ledger
+from flare.chain.ledger import NoContractError, Web3Ledger, open_ledger
 from flare.cli.app import app
-from flare.protocol.cid import encode_cid
+from flare.protocol.cid import UnsupportedCidError, encode_cid
 from flare.protocol.errors import ConfigError, FlareError
-from flare.protocol.ledger import OwnableUnauthorizedAccountError
+from flare.protocol.events import ConfigSet
+from flare.protocol.ledger import OwnableUnauthorizedAccountError, TxReceipt
+from flare.protocol.rounds import RoundConfig
 
 GENESIS = encode_cid(bytes.fromhex("01551220") + hashlib.sha256(b"genesis").digest())
 SPEC = "0x" + "5e" * 32
@@ -381,3 +386,125 @@ def test_compile_check_confirms_the_committed_artifact(runner: CliRunner) -> Non
         "commit src/flare/chain/artifacts/FlareRounds.json"
     )
     assert json.loads(result.stdout)["changed"] is False
+
+
+def deploy_args(rpc: str, out: Path, *extra: str) -> list[str]:
+    return [
+        "deploy",
+        "--rpc",
+        rpc,
+        "--dev-account",
+        "0",
+        "--model-spec-hash",
+        SPEC,
+        "--genesis-model",
+        GENESIS,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def sent_transactions(rpc: str) -> int:
+    """Transactions dev account 0 (the deployer in these tests) has sent on `rpc`."""
+    w3 = connect(rpc)
+    return int(
+        w3.eth.get_transaction_count(Account.from_key(dev_account_key(w3.eth.chain_id, 0)).address)
+    )
+
+
+def test_a_genesis_cid_nodes_cannot_read_is_refused_before_deploying(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    # Well-formed CIDv1, but dag-cbor (0x71): nodes fetch only raw and dag-pb blocks.
+    dag_cbor = encode_cid(bytes.fromhex("01711220") + hashlib.sha256(b"genesis").digest())
+    record = tmp_path / "d.json"
+    args = deploy_args(rpc, record)
+    args[args.index(GENESIS)] = dag_cbor
+
+    result = run(runner, *args)
+
+    assert_fails(result, UnsupportedCidError, "codec 0x71 is not supported")
+    assert sent_transactions(rpc) == 0
+    assert not record.exists()
+
+
+def test_a_record_directory_that_cannot_exist_fails_before_deploying(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    result = run(runner, *deploy_args(rpc, blocker / "d.json"))
+
+    assert_fails(result, DeploymentFileError, "for the deployment record")
+    assert sent_transactions(rpc) == 0
+
+
+def test_a_record_that_cannot_be_written_is_printed_with_the_address(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "d.json"
+    (tmp_path / "d.json.tmp").mkdir()  # the directory is writable, the record file is not
+
+    result = run(runner, *deploy_args(rpc, record))
+
+    assert_fails(result, DeploymentFileError, "cannot write the deployment record")
+    printed = json.loads(result.stdout)
+    assert f"FlareRounds was deployed at {printed['address']}" in result.stderr
+    assert printed["format"] == "flare-deployment/1"
+    assert connect(rpc).eth.get_code(printed["address"]) != b""  # it really is deployed
+    assert not record.exists()
+
+
+def test_a_failed_start_keeps_the_record_and_names_the_address(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    # The deployer is not the owner, so its `start` reverts after the deployment succeeded.
+    owner = Account.from_key(dev_account_key(connect(rpc).eth.chain_id, 1)).address
+    record = tmp_path / "d.json"
+
+    result = run(runner, *deploy_args(rpc, record, "--owner", owner, "--start"))
+
+    assert_fails(result, OwnableUnauthorizedAccountError, "is not the contract owner")
+    address = json.loads(record.read_text())["address"]
+    assert f"FlareRounds is deployed at {address}" in result.stderr
+    assert f"contract start --deployment {record}" in result.stderr
+
+
+def test_set_config_reports_the_round_the_contract_named(
+    runner: CliRunner, rpc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record)
+    original = Web3Ledger.set_config
+
+    def set_config_then_a_round_opens(self: Web3Ledger, config: RoundConfig) -> TxReceipt:
+        receipt = original(self, config)
+        self.start()  # round 1 opens between the transaction and any later read
+        return receipt
+
+    monkeypatch.setattr(Web3Ledger, "set_config", set_config_then_a_round_opens)
+    owner = ["--rpc", rpc, "--deployment", str(record), "--dev-account", "0", "--json"]
+
+    changed = json.loads(ok(run(runner, "set-config", "--min-updates", "2", *owner)).stdout)
+
+    ledger = open_ledger(connect(rpc), str(json.loads(record.read_text())["address"]))
+    logged = [e for e in ledger.events(0) if isinstance(e, ConfigSet)][-1]
+    assert logged.config.min_updates == 2
+    assert changed["effective_from"] == logged.effective_from == 1
+    assert ledger.current_round() == 1
+
+
+def test_contract_commands_import_no_heavy_libraries() -> None:
+    # The commands import DEFAULT_RPC from flare.chain.connect: that must not load web3.
+    code = (
+        "import sys, flare.chain.connect, flare.cli.contract;"
+        "print(sorted(m for m in ('web3', 'eth_account', 'eth_tester', 'requests', 'torch')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert loaded == "[]"

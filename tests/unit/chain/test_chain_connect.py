@@ -123,3 +123,15 @@ def test_embedded_chains_are_shared_per_name_within_a_process() -> None:
     assert is_embedded("eth-tester://")
     assert not is_embedded("http://127.0.0.1:8545")
     assert endpoint_of(first) == "eth-tester://connect-test-a"
+
+
+def test_an_http_connection_is_named_by_the_url_it_was_opened_with(
+    flaky_server: type[FlakyRpc],
+) -> None:
+    url = flaky_server.url  # type: ignore[attr-defined]
+
+    w3 = connect(url)
+
+    assert endpoint_of(w3) == url
+    assert not is_embedded(endpoint_of(w3))
+    assert "flare_url" not in vars(w3)  # the name is kept beside the connection, not patched in

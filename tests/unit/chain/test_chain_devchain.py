@@ -100,3 +100,17 @@ def test_bad_deployment_records_are_named(
 
     with pytest.raises(DeploymentFileError, match=message):
         read_deployment(path)
+
+
+def test_a_record_that_cannot_be_written_is_a_deployment_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    RECORD.write(path)
+    before = path.read_bytes()
+    (tmp_path / "deployment.json.tmp").mkdir()  # the temporary file cannot be created
+
+    with pytest.raises(DeploymentFileError, match="cannot write the deployment record") as caught:
+        RECORD.write(path)
+
+    assert str(path) in caught.value.message
+    assert caught.value.hint is not None
+    assert path.read_bytes() == before  # the old record is untouched

@@ -20,6 +20,7 @@ from flare.protocol.rounds import (
     quorum,
     updates_root,
 )
+from flare.protocol.sortition import SortitionError, rank_int
 
 ADDRESSES = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
 CIDS = st.binary(min_size=1, max_size=64)
@@ -113,5 +114,31 @@ def test_address_bytes_checks_the_checksum() -> None:
         address_bytes("0x1234")
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",  # a valid checksum, but no prefix
+        "5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+        "0X5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED",
+        "  0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    ],
+)
+def test_address_bytes_requires_the_0x_prefix(address: str) -> None:
+    with pytest.raises(ConfigError, match="must start with 0x") as caught:
+        address_bytes(address)
+
+    assert "checksum" not in caught.value.message  # the real problem is named, not a checksum
+
+
 def test_seat_rank_is_the_output_as_a_big_endian_integer() -> None:
     assert Seat("0x" + "00" * 20, (258).to_bytes(32, "big")).rank == 258
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_seat_rank_is_the_sortition_rank(output: bytes) -> None:
+    assert Seat("0x" + "00" * 20, output).rank == rank_int(output)
+
+
+def test_a_seat_output_of_the_wrong_length_has_no_rank() -> None:
+    with pytest.raises(SortitionError, match="32 bytes"):
+        _ = Seat("0x" + "00" * 20, bytes(31)).rank

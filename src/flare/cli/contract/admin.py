@@ -6,10 +6,11 @@ arrives as the contract's own error (for example "not the contract owner") with 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from flare.chain.connect import DEFAULT_RPC
 from flare.cli.common import JsonOption, RpcOption
 from flare.cli.contract.options import (
     AddressOption,
@@ -23,13 +24,20 @@ from flare.cli.contract.options import (
     seconds,
 )
 from flare.cli.password import PasswordFileOption
-from flare.protocol.errors import ConfigError
+from flare.protocol.errors import ConfigError, IntegrityError
+
+if TYPE_CHECKING:
+    from flare.protocol.ledger import TxReceipt
 
 NodeArgument = Annotated[str, typer.Argument(help="The node's account address.")]
 
 
+class MissingEventError(IntegrityError):
+    """A mined transaction lacks the event the contract emits for it."""
+
+
 def start(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -44,7 +52,7 @@ def start(
 
 def allow(
     node: NodeArgument,
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -59,7 +67,7 @@ def allow(
 
 def disallow(
     node: NodeArgument,
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -74,7 +82,7 @@ def disallow(
 
 def allowlist(
     state: Annotated[str, typer.Argument(help="on: only allowed nodes register; off: anyone.")],
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -95,7 +103,7 @@ def allowlist(
 
 
 def set_config(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -137,14 +145,15 @@ def set_config(
         min_updates=old.min_updates if min_updates is None else min_updates,
     )
     receipt = ledger.set_config(new)
-    effective = ledger.current_round() + 1
+    # From the transaction's own event: a round opened since would make a fresh read wrong.
+    effective = _effective_from(receipt)
     report_tx("config set", receipt, json_output, config=config_json(new), effective_from=effective)
     if not json_output:
         typer.echo(f"  {config_text(new)}; applies from round {effective}")
 
 
 def pause(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -158,7 +167,7 @@ def pause(
 
 
 def unpause(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -173,7 +182,7 @@ def unpause(
 
 def transfer_ownership(
     new_owner: Annotated[str, typer.Argument(help="Address that must then accept.")],
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -188,7 +197,7 @@ def transfer_ownership(
 
 
 def accept_ownership(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -203,7 +212,7 @@ def accept_ownership(
 
 def close_round(
     round: Annotated[int, typer.Argument(help="The current round, once it has failed.")],
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     keystore: KeystoreOption = None,
@@ -214,3 +223,17 @@ def close_round(
     """Record a failed round and open the next on the same base model (anyone)."""
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     report_tx(f"closed round {round}", ledger.close_round(round), json_output, round=round)
+
+
+def _effective_from(receipt: TxReceipt) -> int:
+    """The first round the config applies to, as the `ConfigSet` event of `receipt` says."""
+    from flare.protocol.events import ConfigSet
+
+    for event in receipt.events:
+        if isinstance(event, ConfigSet):
+            return event.effective_from
+    raise MissingEventError(
+        f"the config was set (tx 0x{receipt.tx_hash.hex()}), but the transaction emitted no "
+        "ConfigSet event saying from which round it applies",
+        hint="the contract at this address does not behave like FlareRounds; check the address",
+    )

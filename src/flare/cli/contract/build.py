@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from flare.chain.connect import DEFAULT_RPC, is_embedded
 from flare.cli.common import JsonOption, RpcOption, emit_json
 from flare.cli.contract.options import (
     DevAccountOption,
@@ -19,6 +21,9 @@ from flare.cli.contract.options import (
 )
 from flare.cli.password import PasswordFileOption
 from flare.protocol.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.chain.deploy import Deployment
 
 OPEN_REGISTRATION_WARNING = (
     "Warning: open registration. VRF seat claims are verified off-chain only, so a Sybil can "
@@ -83,7 +88,7 @@ def deploy(
             show_default=False,
         ),
     ],
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     keystore: KeystoreOption = None,
     password_file: PasswordFileOption = None,
     dev_account: DevAccountOption = None,
@@ -119,9 +124,9 @@ def deploy(
     json_output: JsonOption = False,
 ) -> None:
     """Deploy FlareRounds and write its record (address, chain id, block, artifact hash)."""
-    from flare.chain.connect import connect, is_embedded
+    from flare.chain.connect import connect
     from flare.chain.deploy import deploy as deploy_contract
-    from flare.protocol.cid import decode_cid
+    from flare.protocol.cid import Cid
     from flare.protocol.rounds import RoundConfig
 
     if out.exists() and not force:
@@ -136,7 +141,9 @@ def deploy(
         min_updates=min_updates,
     )
     spec = hex32(model_spec_hash, "--model-spec-hash")
-    genesis = decode_cid(genesis_model)
+    # The genesis CID is on-chain for good: refuse one nodes could not fetch (codec, hash).
+    genesis = Cid.parse(genesis_model).binary
+    _check_record_path(out)
     w3 = connect(rpc)
     key = signer_key(w3, keystore, password_file, dev_account)
     if not json_output:
@@ -150,8 +157,21 @@ def deploy(
         allowlist=allowlist,
         owner=owner,
     )
-    opened = ledger.start() if start else None
-    record.write(out)
+    # The record is the only note of where the contract went: write it before anything else
+    # can fail, and name the address on any failure after this point.
+    _write_record(record, out)
+    opened = None
+    if start:
+        try:
+            opened = ledger.start()
+        except Exception:
+            typer.echo(
+                f"FlareRounds is deployed at {record.address} (record in {out}), but opening "
+                f"round 1 failed; retry with `flare-node contract start --deployment {out}` "
+                "and the same --rpc and key.",
+                err=True,
+            )
+            raise
     if is_embedded(rpc):
         typer.echo(
             "Note: an eth-tester:// chain lives only inside this process; this deployment is "
@@ -176,3 +196,37 @@ def deploy(
     if opened is not None:
         typer.echo(f"  round 1 opened   in block {opened.block}")
     typer.echo(f"Wrote {out}")
+
+
+def _check_record_path(out: Path) -> None:
+    """Fail before deploying, not after, when the record could not be written."""
+    from flare.chain.deploy import DeploymentFileError
+
+    directory = out.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DeploymentFileError(
+            f"cannot create {directory} for the deployment record: {error.strerror or error}",
+            hint="pass an --out in a writable directory",
+        ) from error
+    if not os.access(directory, os.W_OK):
+        raise DeploymentFileError(
+            f"{directory} is not writable, so the deployment record cannot be written",
+            hint="pass an --out in a writable directory",
+        )
+
+
+def _write_record(record: Deployment, out: Path) -> None:
+    """Write the record; if that fails, print it so the deployment is not lost."""
+    from flare.chain.deploy import DeploymentFileError
+
+    try:
+        record.write(out)
+    except DeploymentFileError as error:
+        typer.echo(record.render(), nl=False)
+        raise DeploymentFileError(
+            f"FlareRounds was deployed at {record.address} on chain {record.chain_id} "
+            f"(block {record.block}), but {error.message}",
+            hint="its record is printed above: save it to a file; do not deploy again",
+        ) from error

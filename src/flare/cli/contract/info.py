@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flare.chain.connect import DEFAULT_RPC
 from flare.cli.common import JsonOption, RpcOption, emit_json
 from flare.cli.contract.options import (
     AddressOption,
@@ -20,11 +21,9 @@ from flare.cli.contract.options import (
 if TYPE_CHECKING:
     from flare.chain.ledger import Web3Ledger
 
-ZERO_ADDRESS = "0x" + "00" * 20
-
 
 def info(
-    rpc: RpcOption = "eth-tester://",
+    rpc: RpcOption = DEFAULT_RPC,
     deployment: DeploymentOption = None,
     address: AddressOption = None,
     nodes_limit: Annotated[
@@ -96,6 +95,8 @@ def describe(ledger: Web3Ledger, nodes_limit: int) -> dict[str, Any]:
 
 
 def _print(summary: dict[str, Any], ledger: Web3Ledger) -> None:
+    from flare.protocol.rounds import ZERO_ADDRESS
+
     pending = summary["pending_owner"]
     owner = summary["owner"] + (f" (pending: {pending})" if pending != ZERO_ADDRESS else "")
     artifact = "matches" if summary["artifact_match"] else "DIFFERS from"
