@@ -31,8 +31,8 @@ def init(
         KdfProfile,
         typer.Option(
             "--kdf",
-            help="Password hashing cost: standard (scrypt n=2^18, Argon2id 256 MiB, ~1.5 s) "
-            "or light (scrypt n=2^12, Argon2id 64 MiB, ~0.1 s).",
+            help="Password hashing cost: standard (scrypt n=2^18, Argon2id 256 MiB, ~1.5 s "
+            "per key) or light (scrypt n=2^12, Argon2id 64 MiB, ~0.1 s for both).",
         ),
     ] = KdfProfile.STANDARD,
     json_output: JsonOption = False,
@@ -42,17 +42,16 @@ def init(
     Both keys are encrypted with one password: --password-file, $FLARE_PASSWORD, or a prompt.
     Existing keys are never replaced without --force.
     """
-    from flare.node.identity import LIGHT_COST, STANDARD_COST, KeyPaths, create_node_keys
-    from flare.node.keys import KeyFileExistsError
+    from flare.node.identity import (
+        LIGHT_COST,
+        STANDARD_COST,
+        create_node_keys,
+        refuse_existing_keys,
+    )
 
     root = resolve_home(home)
-    paths = KeyPaths(root)
-    existing = [p for p in (paths.ethereum, paths.vrf) if p.exists()]
-    if existing and not force:  # checked before the prompt so nobody types a password for nothing
-        raise KeyFileExistsError(
-            f"{root} already holds keys ({', '.join(p.name for p in existing)})",
-            hint="use them as they are, or pass --force to replace them (old files kept as .bak)",
-        )
+    if not force:
+        refuse_existing_keys(root)  # before the prompt, so nobody types a password for nothing
     password = read_password(password_file, prompt="New key password", confirm=True)
     check_new_password(password)
     if not json_output:

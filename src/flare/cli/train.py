@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flare.cli.common import HomeOption, JsonOption, emit_json, offline_hub, resolve_home
+from flare.cli.hexarg import parse_hex
 from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def train(
         typer.Option(
             min=1,
             help="CPU threads for torch. Default: torch's choice (all cores); fewer leaves room "
-            "for a robot controller, and is faster on a CPU other jobs are using.",
+            "for a robot controller or other work on the same CPU.",
         ),
     ] = None,
     out: Annotated[
@@ -129,8 +130,10 @@ def train(
     )
     from flare.node.train.evaluate import evaluate
     from flare.node.train.local import TrainOptions, train_local
-    from flare.node.train.policy import load_policy
+    from flare.node.train.policy import check_checkpoint_target, load_policy
 
+    if out is not None:
+        check_checkpoint_target(out)  # refuse ~/data now, not after the training run
     if threads is not None:
         torch.set_num_threads(threads)
     options = TrainOptions(
@@ -142,7 +145,7 @@ def train(
         num_workers=num_workers,
         precision=precision.value,
     )
-    expected = _parse_spec(model_spec)
+    expected = None if model_spec is None else parse_hex(model_spec, length=32, what="--model-spec")
     source = DatasetSource(dataset_root.expanduser(), _parse_renames(rename_camera or []))
     meta = open_metadata(source)
     if policy is not None:
@@ -245,23 +248,27 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[StepReport], None
 
 
 def _save(loaded: LoadedPolicy, delta: dict[str, Any], summary: dict[str, Any], out: Path) -> Path:
+    """The checkpoint, its delta and train.json, written together (all or none)."""
     import json
 
     from safetensors.torch import save_file
 
     from flare.node.train.policy import save_policy
 
-    directory = save_policy(loaded, out)
+    directory = out.expanduser().resolve()
     spec_hex = "0x" + summary["model_spec"].hex()
-    save_file(
-        {k: v.contiguous() for k, v in delta.items()},
-        str(directory / "delta.safetensors"),
-        metadata={"format": "flare-delta/1", "model_spec": spec_hex},
-    )
     record = {**summary, "model_spec": spec_hex, "out": str(directory)}
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}
-    (directory / "train.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return directory
+
+    def extra(staging: Path) -> None:
+        save_file(
+            {k: v.contiguous() for k, v in delta.items()},
+            str(staging / "delta.safetensors"),
+            metadata={"format": "flare-delta/1", "model_spec": spec_hex},
+        )
+        (staging / "train.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    return save_policy(loaded, directory, extra=extra)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -284,22 +291,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
     typer.echo(f"Model spec   0x{summary['model_spec'].hex()}")
     if summary["out"] is not None:
         typer.echo(f"Saved        {summary['out']}")
-
-
-def _parse_spec(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    text = value.removeprefix("0x")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(
-            f"--model-spec {value!r} is not a 32-byte hex hash",
-            hint="pass the 0x-prefixed modelSpecHash the deployment published",
-        )
-    return raw
 
 
 def _parse_renames(items: list[str]) -> dict[str, str]:

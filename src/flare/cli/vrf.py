@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from flare.cli.common import HomeOption, JsonOption, emit_json, resolve_home
+from flare.cli.hexarg import parse_hex
 from flare.cli.password import PasswordFileOption, read_password
 from flare.protocol import sortition, vrf
 from flare.protocol.errors import ConfigError, IntegrityError
@@ -46,9 +47,12 @@ def verify(
 ) -> None:
     """Check a proof; print its 64-byte output and exit 0, or print why it fails and exit 1."""
     alpha_bytes = _alpha(alpha, seed, round_number)
-    result = vrf.verify(_hex(public_key, "--public-key"), alpha_bytes, _hex(proof, "--proof"))
+    # lengths of the key and proof are the proof's problem (reported as an invalid proof)
+    key_bytes = parse_hex(public_key, what="--public-key")
+    result = vrf.verify(key_bytes, alpha_bytes, parse_hex(proof, what="--proof"))
     if claimed is not None:
-        result = sortition.check_output(result, _hex(claimed, "--output"))
+        output = parse_hex(claimed, length=sortition.RANK_BYTES, what="--output")
+        result = sortition.check_output(result, output)
     if isinstance(result, vrf.InvalidProof):
         if json_output:
             emit_json(
@@ -132,17 +136,11 @@ def threshold(
 
 def _alpha(alpha: str | None, seed: str | None, round_number: int | None) -> bytes:
     if alpha is not None and seed is None and round_number is None:
-        return _hex(alpha, "--alpha")
+        return parse_hex(alpha, what="--alpha")
     if alpha is None and seed is not None and round_number is not None:
-        return sortition.alpha_for(_hex(seed, "--seed"), round_number)
+        seed_bytes = parse_hex(seed, length=sortition.SEED_BYTES, what="--seed")
+        return sortition.alpha_for(seed_bytes, round_number)
     raise ConfigError(
         "give either --alpha, or both --seed and --round",
         hint="alpha for round r is seed_r || r as a 32-byte big-endian integer",
     )
-
-
-def _hex(value: str, option: str) -> bytes:
-    try:
-        return bytes.fromhex(value.removeprefix("0x"))
-    except ValueError:
-        raise ConfigError(f"{option} is not a hex string: {value[:20]!r}") from None

@@ -20,20 +20,19 @@ caller persists that state only once the bundle is stored, so a crash replays th
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from flare.node.atomic import write_file_atomically
+from flare.node.delta import TORCH_DTYPE
 from flare.protocol.errors import ConfigError, FlareError
 from flare.protocol.modelspec import DTYPES, MAX_RANK, ModelSpec
 
-TORCH_DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MAX_POWER_ITERATIONS = 16
 STATE_FORMAT = "flare-compressor-state/1"
 
@@ -224,16 +223,7 @@ def save_state(state: CompressorState, path: Path, spec: ModelSpec) -> None:
     tensors |= {f"q/{k}": v.detach().cpu().contiguous() for k, v in state.q.items()}
     metadata = {"format": STATE_FORMAT, "model_spec": "0x" + spec.hash.hex()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temp, metadata=metadata)
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    write_file_atomically(path, save(tensors, metadata=metadata))
 
 
 def load_state(path: Path, spec: ModelSpec) -> CompressorState:

@@ -8,17 +8,21 @@ module converts both ways without changing a bit, and builds the `ModelSpec` fro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from flare.node.compress import Compressed
 from flare.protocol.bundle import BundleMeta, write_bundle
 from flare.protocol.modelspec import ModelSpec, ParamSpec
 
+if TYPE_CHECKING:
+    from flare.node.compress import Compressed
+
+# The one map between torch dtypes and the spec's dtype names (protocol.modelspec.DTYPES).
 SPEC_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+TORCH_DTYPE = {name: dtype for dtype, name in SPEC_DTYPE.items()}
 
 
 def spec_from_parameters(
@@ -73,5 +77,4 @@ def bundle_bytes(
 
 def delta_to_torch(delta: Mapping[str, NDArray[Any]], spec: ModelSpec) -> dict[str, torch.Tensor]:
     """A (float64) aggregated delta as torch tensors in each parameter's spec dtype."""
-    dtypes = {v: k for k, v in SPEC_DTYPE.items()}
-    return {p.name: from_numpy(delta[p.name], dtypes[p.dtype]) for p in spec.params}
+    return {p.name: from_numpy(delta[p.name], TORCH_DTYPE[p.dtype]) for p in spec.params}

@@ -35,7 +35,7 @@ from flare.node.keys import (
     parse_json,
     read_keystore,
     read_private_file,
-    write_private_file,
+    write_private_files,
 )
 from flare.protocol import vrf
 
@@ -106,18 +106,33 @@ class CreatedKeys:
     backups: tuple[Path, ...]
 
 
-def create_node_keys(
-    home: Path, password: str, *, cost: KdfCost = STANDARD_COST, force: bool = False
-) -> CreatedKeys:
-    """Create the home (0700) and write a fresh Ethereum key and ed25519 key into it."""
+def refuse_existing_keys(home: Path) -> None:
+    """Raise `KeyFileExistsError` if `home` holds either key: nothing is replaced without force.
+
+    `flare-node init` calls it before asking for a password, so nobody types one for nothing.
+    """
     paths = KeyPaths(home)
     existing = [path for path in (paths.ethereum, paths.vrf) if path.exists()]
-    if existing and not force:
+    if existing:
         raise KeyFileExistsError(
             f"{home} already holds keys ({', '.join(p.name for p in existing)}); refusing to "
             "overwrite them",
-            hint="pass --force to replace them (the old files are kept as .bak backups)",
+            hint="use them as they are, or pass --force to replace them (the old files are "
+            "kept as .bak backups)",
         )
+
+
+def create_node_keys(
+    home: Path, password: str, *, cost: KdfCost = STANDARD_COST, force: bool = False
+) -> CreatedKeys:
+    """Create the home (0700) and write a fresh Ethereum key and ed25519 key into it.
+
+    Both files are written as one change: a failure leaves the old pair (or no keys), never a
+    new Ethereum key beside an old VRF key.
+    """
+    paths = KeyPaths(home)
+    if not force:
+        refuse_existing_keys(home)
     try:
         if not home.exists():
             home.mkdir(mode=0o700, parents=True)
@@ -135,10 +150,7 @@ def create_node_keys(
     sealed = seal_secret_key(
         vrf_secret, password, opslimit=cost.argon2_opslimit, memlimit=cost.argon2_memlimit
     )
-    backups = [
-        write_private_file(paths.ethereum, keystore, force=force),
-        write_private_file(paths.vrf, sealed, force=force),
-    ]
+    backups = write_private_files([(paths.ethereum, keystore), (paths.vrf, sealed)], force=force)
     identity = PublicIdentity(_address_of(ethereum_key), vrf.public_key(vrf_secret))
     return CreatedKeys(identity, paths, tuple(b for b in backups if b is not None))
 

@@ -10,14 +10,16 @@ node home layout live in `flare.node.identity`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import stat
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flare.node.atomic import NO_HARD_LINKS, fsync_directory, staged_file, write_file_atomically
 from flare.protocol.errors import ConfigError, IntegrityError
 
 KEY_FILE_MAX_BYTES = 64 * 1024
@@ -90,60 +92,90 @@ def read_private_file(path: Path, *, what: str, missing_hint: str | None = None)
 def write_private_file(path: Path, data: bytes, *, force: bool = False) -> Path | None:
     """Write `data` to `path` atomically with mode 0600; returns the backup of a replaced file.
 
-    Without `force` an existing file is never replaced (the final step is a hard link, which
-    fails if the name exists). With `force` the old file is first kept beside it as a backup.
+    Without `force` an existing file is never replaced. With `force` the old file is first
+    kept beside it as a backup.
     """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    backup: Path | None = None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if force and path.exists():
-            backup = path.with_name(f"{path.name}.{secrets.token_hex(4)}.bak")
-            if not _hard_link(path, backup):
-                os.rename(path, backup)
-            os.replace(tmp, path)
-        else:
-            try:
-                if not _hard_link(tmp, path):
-                    if path.exists():
-                        raise FileExistsError(path)
-                    os.rename(tmp, path)
-            except FileExistsError:
-                raise KeyFileExistsError(
-                    f"{path} already exists; refusing to overwrite a key",
-                    hint="pass --force to replace it (the old file is kept as a .bak backup)",
-                ) from None
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    (backup,) = write_private_files([(path, data)], force=force)
     return backup
 
 
-def _hard_link(source: Path, target: Path) -> bool:
-    """Link `target` to `source` atomically, failing if it exists; False without link support.
+def write_private_files(
+    files: Sequence[tuple[Path, bytes]], *, force: bool = False
+) -> list[Path | None]:
+    """Write several secret files as one change: all of them, or none (mode 0600, atomic).
 
-    Callers fall back to an existence check and a rename, which leaves a small window.
+    Every file is written and synced under a temporary name first, so the usual failures (a
+    full disk, a read-only directory) happen before any key is replaced. Only then are they
+    renamed into place; should one of those renames fail, the files already renamed are put
+    back. Returns, per file, the backup of the file it replaced (with `force`) or None.
     """
+    with contextlib.ExitStack() as stack:
+        try:
+            staged = [
+                stack.enter_context(staged_file(path, data, mode=0o600)) for path, data in files
+            ]
+        except OSError as error:
+            raise _write_error(error) from None
+        backups: list[Path | None] = []
+        committed = 0
+        try:
+            for item in staged:
+                backups.append(_back_up(item.target) if force else None)
+                item.commit(exclusive=not force)
+                committed += 1
+        except BaseException as failure:
+            _undo([item.target for item in staged], backups, committed=committed)
+            if isinstance(failure, FileExistsError):
+                raise KeyFileExistsError(
+                    f"{staged[committed].target} already exists; refusing to overwrite a key",
+                    hint="pass --force to replace it (the old file is kept as a .bak backup)",
+                ) from None
+            if isinstance(failure, OSError):
+                raise _write_error(failure) from None
+            raise
     try:
-        os.link(source, target)
-    except FileExistsError:
-        raise
-    except OSError:
-        return False
-    return True
+        for directory in {path.parent for path, _ in files}:
+            fsync_directory(directory)
+    except OSError as error:
+        raise _write_error(error) from None
+    return backups
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def _undo(paths: list[Path], backups: list[Path | None], *, committed: int) -> None:
+    """Put back what a failed `write_private_files` changed: the old keys, or no keys.
+
+    The first `committed` paths were replaced (or created); the backup after them, if any, was
+    taken for a file that was never replaced and is simply removed.
+    """
+    for path, backup in reversed(list(zip(paths[:committed], backups[:committed], strict=True))):
+        if backup is not None:
+            os.replace(backup, path)
+        else:
+            path.unlink(missing_ok=True)
+    for backup in backups[committed:]:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
+def _back_up(path: Path) -> Path | None:
+    """A copy of `path` beside it (a hard link where the file system has them), or None."""
+    backup = path.with_name(f"{path.name}.{secrets.token_hex(4)}.bak")
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        os.link(path, backup)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno not in NO_HARD_LINKS:
+            raise
+        write_file_atomically(backup, path.read_bytes(), mode=0o600, exclusive=True)
+    return backup
+
+
+def _write_error(error: OSError) -> KeyFileError:
+    return KeyFileError(
+        f"cannot write {error.filename or 'a key file'}: {error.strerror or error}",
+        hint="check that the key directory is writable and the disk is not full",
+    )
 
 
 # ------------------------------------------------------------------ Ethereum V3 keystore

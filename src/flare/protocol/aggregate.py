@@ -1,17 +1,20 @@
 """Aggregation rules the committee applies to decompressed updates, and the checks before them.
 
 Every seat holder recomputes the aggregate and votes on a proposal only if it matches, so the
-rules are pure and deterministic: updates are sorted by node address (the order `updatesRoot`
-commits to) before any arithmetic, sums run in float64 in that order, and ties are broken by
-address. Reordering the inputs therefore never changes a single bit of the result. Rules work
-one tensor at a time, so a committee member holds one tensor per update in memory, never whole
-decompressed updates (a lazy `UpdateBundle.delta()` fits).
+rules are pure and deterministic: updates are sorted by `rounds.address_bytes` of their node,
+the key `rounds.updates_root` sorts by (so `included` is in the order the root commits to, by
+construction), sums run in float64 in that order, and ties are broken by address: reordering
+the inputs never changes a bit of the result. Rules work one tensor at a time, so a committee
+member holds one tensor per update, never whole decompressed updates (a lazy
+`UpdateBundle.delta()` fits).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,7 @@ from numpy.typing import NDArray
 
 from flare.protocol.errors import ConfigError
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.rounds import address_bytes
 
 Delta = Mapping[str, NDArray[Any]]
 Tensors = dict[str, NDArray[np.float64]]
@@ -38,9 +42,12 @@ class Update:
     delta: Delta
 
     @property
-    def key(self) -> str:
-        """Sort key: the address as lowercase hex, which orders like its 20 bytes."""
-        return self.node.lower()
+    def key(self) -> bytes:
+        """Sort key: the address's 20 bytes, as `updates_root` orders its entries.
+
+        Raises `ConfigError` when `node` is not an address (`screen` rejects such updates).
+        """
+        return address_bytes(self.node)
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,13 @@ class Aggregate:
 
 def update_norm(delta: Delta, spec: ModelSpec) -> float:
     """L2 norm over every parameter, accumulated in float64 in spec order."""
+    return _norm(delta[name] for name in spec.names)
+
+
+def _norm(tensors: Iterable[NDArray[Any]]) -> float:
     total = 0.0
-    for name in spec.names:
-        flat = np.asarray(delta[name], dtype=np.float64).ravel()
+    for tensor in tensors:
+        flat = np.asarray(tensor, dtype=np.float64).ravel()
         total += float(flat @ flat)
     return math.sqrt(total)
 
@@ -72,21 +83,34 @@ def update_norm(delta: Delta, spec: ModelSpec) -> float:
 def screen(
     updates: Sequence[Update], spec: ModelSpec, *, norm_bound: float
 ) -> tuple[list[Update], list[Rejection]]:
-    """Pre-aggregation checks: one update per node, samples >= 1, names and shapes of the
-    spec, all values finite, L2 norm within `norm_bound`. Returns (accepted, rejected), both
-    sorted by node address."""
+    """Pre-aggregation checks: a node address, one update per node, samples >= 1, names and
+    shapes of the spec, all values finite, L2 norm within `norm_bound`. Returns (accepted,
+    rejected), both sorted by node address (rejections of non-addresses last).
+
+    A node has one update per round; when several claim the same node, none of them can be
+    trusted over the others, so all are rejected: which one survived would otherwise depend on
+    the order they arrived in.
+    """
+    keyed: list[tuple[bytes, Update]] = []
+    not_addresses: list[Rejection] = []
+    for update in updates:
+        try:
+            keyed.append((update.key, update))
+        except ConfigError:
+            not_addresses.append(Rejection(update.node, "the node is not an Ethereum address"))
+    copies = Counter(key for key, _ in keyed)
     accepted: list[Update] = []
     rejected: list[Rejection] = []
-    seen: set[str] = set()
-    for update in sorted(updates, key=lambda u: u.key):
-        reason = "a second update from the same node" if update.key in seen else None
-        seen.add(update.key)
-        reason = reason or _check(update, spec, norm_bound)
+    for key, update in sorted(keyed, key=lambda item: (item[0], item[1].node)):
+        if copies[key] > 1:
+            reason: str | None = f"{copies[key]} updates claim the same node; all are left out"
+        else:
+            reason = _check(update, spec, norm_bound)
         if reason is None:
             accepted.append(update)
         else:
             rejected.append(Rejection(update.node, reason))
-    return accepted, rejected
+    return accepted, rejected + sorted(not_addresses, key=lambda r: (r.node, r.reason))
 
 
 def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
@@ -96,33 +120,46 @@ def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
     if set(update.delta) != set(spec.names):
         odd = sorted(set(update.delta) ^ set(spec.names))
         return f"parameters differ from the model spec: {odd[:3]}"
-    squares = 0.0
-    for p in spec.params:
-        tensor = np.asarray(update.delta[p.name], dtype=np.float64)
-        if tensor.shape != p.shape:
-            return f"{p.name} has shape {tensor.shape}, the spec says {p.shape}"
-        if not np.isfinite(tensor).all():
-            return f"{p.name} holds NaN or infinite values"
-        flat = tensor.ravel()
-        squares += float(flat @ flat)  # the same sum, in the same order, as update_norm
-    norm = math.sqrt(squares)
+    problems: list[str] = []
+    norm = _norm(_well_formed(update.delta, spec, problems))  # the same sum as update_norm
+    if problems:
+        return problems[0]
     if not norm <= norm_bound:
         return f"update norm {norm:.6g} exceeds the bound {norm_bound:.6g}"
     return None
 
 
+def _well_formed(
+    delta: Delta, spec: ModelSpec, problems: list[str]
+) -> Iterator[NDArray[np.float64]]:
+    """Each tensor in spec order, as float64; stops at the first of the wrong shape or with a
+    non-finite value, recording why in `problems` (lazy deltas are computed once)."""
+    for p in spec.params:
+        tensor = np.asarray(delta[p.name], dtype=np.float64)
+        if tensor.shape != p.shape:
+            problems.append(f"{p.name} has shape {tensor.shape}, the spec says {p.shape}")
+            return
+        if not np.isfinite(tensor).all():
+            problems.append(f"{p.name} holds NaN or infinite values")
+            return
+        yield tensor
+
+
 def _ordered(updates: Sequence[Update], minimum: int = 1) -> list[Update]:
-    ordered = sorted(updates, key=lambda u: u.key)
-    if len({u.key for u in ordered}) != len(ordered):
+    try:
+        keyed = sorted(((u.key, u) for u in updates), key=lambda item: item[0])
+    except ConfigError as error:
+        raise InvalidRuleError(error.message, hint="run screen() before aggregating") from error
+    if any(a[0] == b[0] for a, b in itertools.pairwise(keyed)):
         raise InvalidRuleError(
             "two updates come from the same node", hint="run screen() before aggregating"
         )
-    if len(ordered) < minimum:
+    if len(keyed) < minimum:
         raise InvalidRuleError(
-            f"this rule needs at least {minimum} updates, got {len(ordered)}",
+            f"this rule needs at least {minimum} updates, got {len(keyed)}",
             hint="the round fails without enough valid updates, or pick a rule that needs fewer",
         )
-    return ordered
+    return [update for _, update in keyed]
 
 
 def _stack(updates: Sequence[Update], name: str) -> NDArray[np.float64]:
@@ -176,7 +213,7 @@ def trimmed_mean(updates: Sequence[Update], spec: ModelSpec, *, trim: int) -> Ag
     """Per coordinate: drop the `trim` largest and `trim` smallest values, average the rest."""
     if trim < 0:
         raise InvalidRuleError(f"trim {trim} must be >= 0")
-    ordered = _ordered(updates, minimum=2 * trim + 1)
+    ordered = _ordered(updates, minimum=Rule("trimmed-mean", trim=trim).minimum_updates)
     result: Tensors = {}
     for p in spec.params:
         kept = np.sort(_stack(ordered, p.name), axis=0)[trim : len(ordered) - trim]
@@ -208,7 +245,8 @@ def multi_krum(
     Ties go to the lower address."""
     if byzantine < 0 or select < 1:
         raise InvalidRuleError(f"multi-Krum needs f >= 0 and m >= 1, got f={byzantine}, m={select}")
-    ordered = _ordered(updates, minimum=max(2 * byzantine + 3, select + byzantine))
+    minimum = Rule("multi-krum", byzantine=byzantine, select=select).minimum_updates
+    ordered = _ordered(updates, minimum=minimum)
     scores = krum_scores(ordered, spec, byzantine=byzantine)
     ranking = sorted(range(len(ordered)), key=lambda i: (scores[i], ordered[i].key))
     chosen = sorted(ranking[:select])

@@ -25,6 +25,7 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
+from flare.protocol.cid import Cid
 from flare.protocol.errors import IntegrityError
 from flare.protocol.modelspec import DTYPES, ITEMSIZE, MAX_RANK, ModelSpec
 
@@ -41,7 +42,7 @@ _META_KEYS = frozenset(
 )  # fmt: skip
 _UINT64 = 2**64 - 1
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
-_CID = re.compile(r"b[a-z2-7]{8,127}")  # CIDv1, base32 (DESIGN.md §3)
+_CID_TEXT = re.compile(r"b[a-z2-7]{8,127}")  # base32 CIDv1 characters: a cheap first filter
 _MAX_METRICS = 64
 _METRIC = re.compile(r"[A-Za-z0-9_./-]{1,64}")
 
@@ -83,8 +84,11 @@ class BundleMeta:
             problems.append(f"rank {self.rank} is not in 1..{MAX_RANK}")
         if self.factor_dtype not in DTYPES:
             problems.append(f"factor dtype {self.factor_dtype!r} is not one of {DTYPES}")
-        if not _CID.fullmatch(self.base_model):
-            problems.append(f"base model {self.base_model[:40]!r} is not a CID string")
+        if not _is_canonical_cid(self.base_model):
+            problems.append(
+                f"base model {str(self.base_model)[:70]!r} is not a CID in canonical form "
+                "(base32 CIDv1, raw or dag-pb, sha2-256)"
+            )
         if len(self.model_spec) != 32:
             problems.append("model spec hash is not 32 bytes")
         try:
@@ -162,6 +166,19 @@ class BundleMeta:
             factor_dtype=metadata["factor_dtype"],
             metrics=metrics,
         )
+
+
+def _is_canonical_cid(text: object) -> bool:
+    """Whether `text` is a CID nodes can fetch, written the one way `Cid.text` writes it.
+
+    One spelling per CID keeps one byte string (and so one bundle CID) per update.
+    """
+    if not isinstance(text, str) or not _CID_TEXT.fullmatch(text):
+        return False
+    try:
+        return Cid.parse(text).text == text
+    except ValueError:  # CidError: not a CID, or a codec or hash flare-node does not fetch
+        return False
 
 
 def _refuse_constant(name: str) -> float:

@@ -285,6 +285,22 @@ def test_vrf_verify_refuses_bad_arguments(runner: CliRunner, args: list[str]) ->
     assert_fails(result, ConfigError, "")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "00" * 31, "--round", "1"], "--seed '" + "00" * 10),
+        (["--alpha", RFC["alpha"], "--output", "0x" + "00" * 31], "not 32-byte hex"),
+        (["--alpha", "0x12 34"], "--alpha '0x12 34' is not hex"),
+    ],
+)
+def test_vrf_verify_names_the_hex_option_that_is_wrong(
+    runner: CliRunner, args: list[str], message: str
+) -> None:
+    result = run(runner, "vrf", "verify", "--public-key", RFC["pk"], "--proof", RFC["pi"], *args)
+
+    assert_fails(result, ConfigError, message)
+
+
 def test_vrf_prove_then_verify_by_seed_and_round(runner: CliRunner, tmp_path: Path) -> None:
     home = tmp_path / "home"
     created = init(runner, home)

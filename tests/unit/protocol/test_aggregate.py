@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
@@ -28,8 +30,10 @@ from flare.protocol.aggregate import (
 )
 from flare.protocol.bundle import BundleMeta, read_bundle, write_bundle
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.rounds import address_bytes, updates_root
 
 SPEC = ModelSpec.from_shapes({"w": (3, 4), "b": (4,)})
+BASE_MODEL = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
 def address(i: int) -> str:
@@ -187,7 +191,6 @@ def test_screen_rejects_each_bad_update_with_its_reason() -> None:
         "missing": Update(address(4), 5, {"w": np.zeros((3, 4))}),
         "samples": Update(address(5), 0, good[0].delta),
         "norm": Update(address(6), 5, {p.name: np.full(p.shape, 100.0) for p in SPEC.params}),
-        "duplicate": Update(good[1].node.upper().replace("0X", "0x"), 5, good[0].delta),
     }
     accepted, rejected = screen([*good, *bad.values()], SPEC, norm_bound=50.0)
     assert [u.node for u in accepted] == sorted((u.node for u in good), key=str.lower)
@@ -198,8 +201,84 @@ def test_screen_rejects_each_bad_update_with_its_reason() -> None:
     assert "differ from the model spec" in reasons[address(4)]
     assert "numSamples" in reasons[address(5)]
     assert "exceeds the bound" in reasons[address(6)]
-    assert "same node" in reasons[bad["duplicate"].node]
     assert len(rejected) == len(bad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32), data=st.data())
+def test_every_update_from_a_duplicated_node_is_rejected_whatever_the_order(
+    seed: int, data: Any
+) -> None:
+    good = make_updates(seed, 4)
+    other_spelling = "0x" + good[1].node[2:].upper()  # the same 20 bytes
+    second = Update(other_spelling, 5, good[0].delta)
+    updates = data.draw(st.permutations([*good, second]))
+
+    accepted, rejected = screen(updates, SPEC, norm_bound=1e9)
+
+    assert [u.node for u in accepted] == sorted(
+        (u.node for u in good if u is not good[1]), key=str.lower
+    )
+    assert [(r.node, "same node" in r.reason) for r in rejected] == [
+        (other_spelling, True),
+        (good[1].node, True),
+    ]
+    assert screen([*good, second], SPEC, norm_bound=1e9) == (accepted, rejected)
+
+
+def test_an_update_whose_node_is_not_an_address_is_rejected() -> None:
+    good = make_updates(5, 2)
+    typo = good[0].node[:-1] + "g"
+    bad_checksum = "0x" + "aB" * 20
+
+    accepted, rejected = screen(
+        [*good, Update(typo, 5, good[0].delta), Update(bad_checksum, 5, good[0].delta)],
+        SPEC,
+        norm_bound=1e9,
+    )
+
+    assert accepted == sorted(good, key=lambda u: u.node.lower())
+    assert sorted(r.node for r in rejected) == sorted([typo, bad_checksum])
+    assert all("not an Ethereum address" in r.reason for r in rejected)
+    with pytest.raises(InvalidRuleError, match="not an Ethereum address"):
+        fedavg([*good, Update(typo, 5, good[0].delta)], SPEC)
+
+
+def spelled(raw: bytes, style: int) -> str:
+    """One of the three spellings of an address: lower case, upper-case hex, EIP-55."""
+    body = raw.hex()
+    return ["0x" + body, "0x" + body.upper(), to_checksum_address(raw)][style]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(st.binary(min_size=20, max_size=20), st.integers(0, 2), st.binary(max_size=40)),
+        min_size=5,
+        max_size=8,
+        unique_by=lambda entry: entry[0],
+    ),
+    data=st.data(),
+)
+def test_aggregate_inclusion_order_is_the_order_updates_root_commits_to(
+    entries: list[tuple[bytes, int, bytes]], data: Any
+) -> None:
+    rng = np.random.default_rng(len(entries))
+    cids = {spelled(raw, style): cid for raw, style, cid in entries}
+    updates = [
+        Update(node, 10, {p.name: rng.standard_normal(p.shape) for p in SPEC.params})
+        for node in cids
+    ]
+    shuffled = data.draw(st.permutations(updates))
+
+    for call in RULE_CALLS.values():
+        included = call(shuffled).included
+        in_aggregate_order = keccak(
+            b"".join(address_bytes(node) + keccak(cids[node]) for node in included)
+        )
+        assert in_aggregate_order == updates_root((node, cids[node]) for node in included)
+    full = fedavg(shuffled, SPEC).included
+    assert [address_bytes(node) for node in full] == sorted(raw for raw, _, _ in entries)
 
 
 def test_aggregate_screens_then_applies_the_rule_and_keeps_every_rejection() -> None:
@@ -247,7 +326,7 @@ def test_rules_accept_lazy_deltas_straight_from_bundles() -> None:
     rng = np.random.default_rng(5)
     updates = []
     for i in range(3):
-        meta = BundleMeta(7, address(i + 1), "bafkreiabcdefghij", 10 + i, 2, spec.hash)
+        meta = BundleMeta(7, address(i + 1), BASE_MODEL, 10 + i, 2, spec.hash)
         arrays = {
             name: rng.standard_normal(shape).astype(np.float32)
             for name, (_, shape) in spec.wire_layout(2, "float32").items()

@@ -219,6 +219,24 @@ def test_bad_metadata_is_refused(changes: dict[str, Any]) -> None:
         meta(**changes)
 
 
+@pytest.mark.parametrize(
+    "base_model",
+    [
+        "bafkreiabcdefghij",  # base32 letters, but a 6-byte digest
+        "bafyreibnoelefnzgwbcacyt4vh52ymxvzbjq7mmqhtcnwarfq4lzegsiqe",  # dag-cbor codec
+        "bafkrgqfevpkejdcjkywyfaiv2e5b7thksj7vfngviwjjp6fuhzbnvcjdrpatmjxehxftrxnqqjeisj7msbh3ii"
+        "cxiq4yh2efqulz2ucvdl7ge",  # sha2-512
+        CID[:-1] + "z",  # stray trailing bits
+        CID.upper(),  # a second spelling of the same CID
+        "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",  # CIDv0
+    ],
+    ids=["short-digest", "dag-cbor", "sha2-512", "trailing-bits", "upper-case", "cidv0"],
+)
+def test_a_base_model_nodes_cannot_fetch_or_spelled_otherwise_is_refused(base_model: str) -> None:
+    with pytest.raises(InvalidBundleError, match="not a CID in canonical form"):
+        meta(base_model=base_model)
+
+
 def test_every_truncation_is_refused() -> None:
     data = good_bundle()
     for cut in range(len(data)):

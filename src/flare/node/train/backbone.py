@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from flare.node.atomic import replace_directory
 from flare.node.train.errors import PolicyNotFoundError
 
 TINY = "tiny"
@@ -110,7 +108,8 @@ def _tokenizer() -> Any:
 def write_backbone(name: str, directory: Path) -> Path:
     """Write the built-in backbone `name` (tiny or smolvlm2-500m) into `directory`.
 
-    Written into a temporary sibling and renamed, so a crash never leaves half a backbone.
+    Built beside it and swapped in, so a crash never leaves half a backbone; an existing
+    non-empty `directory` is replaced only if it is a backbone itself.
     """
     from transformers import SmolVLMConfig, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
@@ -137,18 +136,14 @@ def write_backbone(name: str, directory: Path) -> Path:
         video_processor=SmolVLMVideoProcessor(**sizes),
         image_seq_len=image_seq_len,
     )
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+
+    def build(staging: Path) -> None:
         config.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+
+    return replace_directory(
+        Path(directory), build, replaceable=is_backbone, what="SmolVLM backbone directory"
+    )
 
 
 def resolve_backbone(name_or_path: str | Path, cache_dir: Path) -> Path:
@@ -163,6 +158,11 @@ def resolve_backbone(name_or_path: str | Path, cache_dir: Path) -> Path:
     return directory
 
 
+def is_backbone(directory: Path) -> bool:
+    """Whether `directory` holds what SmolVLA builds from (config, tokenizer, processor)."""
+    return directory.is_dir() and not _missing_files(directory)
+
+
 def check_backbone(directory: Path) -> None:
     """Refuse a directory SmolVLA cannot build from, naming what is missing."""
     if not directory.is_dir():
@@ -170,17 +170,22 @@ def check_backbone(directory: Path) -> None:
             f"backbone directory {directory} does not exist",
             hint=f"pass one of {', '.join(BUILTIN)} or a local copy of a SmolVLM model directory",
         )
+    missing = _missing_files(directory)
+    if missing:
+        raise PolicyNotFoundError(
+            f"backbone directory {directory} lacks {', '.join(missing)}",
+            hint="copy the whole SmolVLM model directory (config, tokenizer, processor files)",
+        )
+
+
+def _missing_files(directory: Path) -> list[str]:
     missing = [f for f in ("config.json",) if not (directory / f).is_file()]
     if not any((directory / f).is_file() for f in ("tokenizer.json", "vocab.json")):
         missing.append("tokenizer.json")
     if not any((directory / f).is_file() for f in ("processor_config.json",
                                                    "preprocessor_config.json")):  # fmt: skip
         missing.append("processor_config.json")
-    if missing:
-        raise PolicyNotFoundError(
-            f"backbone directory {directory} lacks {', '.join(missing)}",
-            hint="copy the whole SmolVLM model directory (config, tokenizer, processor files)",
-        )
+    return missing
 
 
 def has_weights(directory: Path) -> bool:

@@ -143,6 +143,19 @@ def load_frames(
     )
 
 
+def open_frames(
+    config: SmolVLAConfig, source: DatasetSource, episodes: list[int] | None
+) -> LeRobotDataset:
+    """Open the dataset, check it fits the policy, load the frames of `episodes`.
+
+    Every training and evaluation pass starts here, so none can skip the check; the opened
+    metadata is `frames.meta`.
+    """
+    meta = open_metadata(source)
+    check_metadata(config, meta, source)
+    return load_frames(config, meta, source, episodes)
+
+
 def to_policy_batch(
     batch: dict[str, Any],
     preprocessor: Any,

@@ -14,13 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flare.node.train.dataset import (
-    DatasetSource,
-    check_metadata,
-    load_frames,
-    open_metadata,
-    to_policy_batch,
-)
+from flare.node.train.dataset import DatasetSource, open_frames, to_policy_batch
 from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -66,15 +60,14 @@ def evaluate(
             "no held-out episodes to evaluate on",
             hint="hold out a fraction of the episodes (--held-out) or record more episodes",
         )
-    meta = open_metadata(source)
-    check_metadata(loaded.config, meta, source)
-    frames = load_frames(loaded.config, meta, source, episodes)
+    frames = open_frames(loaded.config, source, episodes)
     count = len(frames)
     picked = sorted({round(i * (count - 1) / max(1, max_samples - 1)) for i in range(max_samples)})
     picked = [i for i in picked if i < count]
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(frames, picked), batch_size=batch_size, shuffle=False
     )
+    cameras = list(frames.meta.camera_keys)
     config = loaded.config
     device = torch.device(loaded.device)
     generator = torch.Generator().manual_seed(seed)
@@ -91,7 +84,7 @@ def evaluate(
         with torch.no_grad(), autocast:
             for raw in loader:
                 size = len(raw["index"])
-                batch = to_policy_batch(raw, loaded.preprocessor, list(meta.camera_keys), source)
+                batch = to_policy_batch(raw, loaded.preprocessor, cameras, source)
                 noise, time = fixed_draws(generator, size, config.chunk_size, config.max_action_dim)
                 loss, _ = policy.forward(batch, noise=noise.to(device), time=time.to(device))
                 total += float(loss.item()) * size

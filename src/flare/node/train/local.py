@@ -22,13 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from flare.node.train.dataset import (
-    DatasetSource,
-    check_metadata,
-    load_frames,
-    open_metadata,
-    to_policy_batch,
-)
+from flare.node.train.dataset import DatasetSource, open_frames, to_policy_batch
 from flare.node.train.policy import LoadedPolicy
 from flare.protocol.errors import ConfigError
 
@@ -138,9 +132,8 @@ def train_local(
     from lerobot.utils.utils import cycle
 
     # --- check the data before spending anything on it
-    meta = open_metadata(source)
-    check_metadata(loaded.config, meta, source)
-    frames = load_frames(loaded.config, meta, source, episodes)
+    frames = open_frames(loaded.config, source, episodes)
+    meta = frames.meta
     set_seed(options.seed)
     device = torch.device(loaded.device)
     if device.type == "cuda":

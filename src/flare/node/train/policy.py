@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flare.node.atomic import check_replaceable, replace_directory
 from flare.node.train import backbone as backbones
 from flare.node.train.errors import PolicyNotFoundError
 
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = "flare-policy/1"
 BACKBONE_DIR = "backbone"
 MANIFEST = "flare.json"
+_CHECKPOINT = "flare checkpoint (a directory with flare.json)"
 
 # SmolVLAConfig fields per preset. "smolvla" is LeRobot's default (50-step chunks, 16 VLM
 # layers); "tiny" shortens the chunk and raises the learning rate so a CPU learns in seconds.
@@ -140,16 +140,20 @@ def new_policy(
     return LoadedPolicy(policy, preprocessor, postprocessor, backbone_dir.resolve())
 
 
-def save_policy(loaded: LoadedPolicy, directory: Path) -> Path:
+def save_policy(
+    loaded: LoadedPolicy, directory: Path, *, extra: Callable[[Path], None] | None = None
+) -> Path:
     """Write a self-contained checkpoint (policy, processors, backbone files, spec manifest).
 
-    Written into a temporary sibling and renamed into place, so a crash never leaves a
-    half-written checkpoint under the final name.
+    Built in a sibling directory and swapped in (`flare.node.atomic.replace_directory`): a
+    crash leaves the old checkpoint or the new one, never half of one. `extra(staging)` may add
+    files (a delta, a training record) that then appear together with the rest. An existing
+    `directory` is replaced only if it is empty or a flare checkpoint (it has `flare.json`):
+    `train --out ~/data` refuses rather than wiping ~/data.
     """
-    directory = Path(directory).resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    directory = Path(directory).expanduser().resolve()
+
+    def build(staging: Path) -> None:
         (staging / BACKBONE_DIR).mkdir()
         for path in backbones.backbone_files(loaded.backbone_dir):
             shutil.copy2(path, staging / BACKBONE_DIR / path.name)
@@ -170,12 +174,25 @@ def save_policy(loaded: LoadedPolicy, directory: Path) -> Path:
             "model_spec": "0x" + loaded.spec.hash.hex(),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+        if extra is not None:
+            extra(staging)
+
+    return replace_directory(directory, build, replaceable=is_checkpoint, what=_CHECKPOINT)
+
+
+def check_checkpoint_target(directory: Path) -> None:
+    """Refuse, before any training, an output directory `save_policy` would not replace."""
+    path = Path(directory).expanduser().resolve()
+    check_replaceable(path, is_checkpoint, _CHECKPOINT)
+
+
+def is_checkpoint(directory: Path) -> bool:
+    """Whether `directory` holds a checkpoint `save_policy` wrote (its manifest names it)."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == CHECKPOINT_FORMAT
 
 
 def load_policy(
@@ -254,9 +271,10 @@ def _find_backbone(directory: Path, vlm_model_name: str, override: Path | None) 
         if candidate is not None and (candidate / "config.json").is_file():
             backbones.check_backbone(candidate)
             return candidate.resolve()
-    with contextlib.suppress(Exception):  # a Hub id that is not cached is just not found
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
+    # a path that is not a Hub id (ValueError) or an unreadable cache (OSError): just not found
+    with contextlib.suppress(ValueError, OSError):
         cached = try_to_load_from_cache(vlm_model_name, "config.json")
         if isinstance(cached, str):
             return Path(cached).parent

@@ -41,11 +41,6 @@ ARCHITECTURE_FIELDS = (
     "self_attn_every_n_layers", "expert_width_multiplier", "min_period", "max_period",
     "input_features", "output_features",
 )  # fmt: skip
-TORCH_DTYPES = {
-    "torch.float32": "float32",
-    "torch.bfloat16": "bfloat16",
-    "torch.float16": "float16",
-}
 
 
 def backbone_id(config_digest: bytes, frozen_digest: bytes) -> str:
@@ -63,10 +58,10 @@ def model_spec(
 
 def policy_spec(loaded: LoadedPolicy) -> ModelSpec:
     """The spec of a loaded policy: the layout as `flare.node.delta` reads it, plus the digests."""
-    from flare.node.delta import spec_from_parameters
+    from flare.node.delta import SPEC_DTYPE, spec_from_parameters
 
     for name, parameter in loaded.trainable().items():
-        if str(parameter.dtype) not in TORCH_DTYPES:
+        if parameter.dtype not in SPEC_DTYPE:
             raise ConfigError(
                 f"trainable parameter {name} has dtype {parameter.dtype}",
                 hint="trainable parameters must be float32, bfloat16 or float16",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,26 @@ def test_changing_the_rank_keeps_residuals_and_restarts_q() -> None:
     compressed, next_state = compress(delta(2), SPEC, PowerSGDConfig(rank=3), state, seed=SEED)
     assert compressed.tensors["w.Q"].shape == (30, 3)
     assert next_state.q["w"].shape == (30, 3)
+
+
+def test_a_failed_save_keeps_the_previous_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = PowerSGDConfig(rank=2)
+    _, first = compress(delta(1), SPEC, config, None, seed=SEED)
+    _, second = compress(delta(2), SPEC, config, first, seed=SEED)
+    path = tmp_path / "compressor.safetensors"
+    save_state(first, path, SPEC)
+    assert not torch.equal(second.residual["w"], first.residual["w"])
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_state(second, path, SPEC)
+    monkeypatch.undo()
+
+    kept = load_state(path, SPEC)
+    assert all(torch.equal(kept.residual[k], first.residual[k]) for k in first.residual)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -110,6 +111,77 @@ def test_force_replaces_keys_and_keeps_loadable_backups(home: Path, tmp_path: Pa
     assert vrf.public_key(identity.open_sealed_key(vrf_backup, PASSWORD)) == (
         old.identity.vrf_public_key
     )
+
+
+def fail_when_target_is(
+    monkeypatch: pytest.MonkeyPatch, function: str, name: str, code: int = errno.EIO
+) -> None:
+    """Make os.<function>(source, target) fail for a target called `name`, pass otherwise."""
+    real = getattr(os, function)
+
+    def failing(source: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(target).name == name:
+            raise OSError(code, os.strerror(code), str(source), None, str(target))
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, function, failing)
+
+
+def test_a_failed_second_key_swap_leaves_the_old_pair(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    fail_when_target_is(monkeypatch, "replace", "vrf.json")
+
+    with pytest.raises(keys.KeyFileError, match="cannot write"):
+        identity.create_node_keys(home, "another password", cost=CHEAP, force=True)
+
+    monkeypatch.undo()
+    assert identity.load_node_keys(home, PASSWORD).identity == old.identity
+    assert sorted(p.name for p in old.paths.keys_dir.iterdir()) == ["ethereum.json", "vrf.json"]
+
+
+def test_a_failed_first_creation_leaves_no_half_pair(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_when_target_is(monkeypatch, "link", "vrf.json")
+
+    with pytest.raises(keys.KeyFileError, match="cannot write"):
+        identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    assert list(identity.KeyPaths(home).keys_dir.iterdir()) == []
+
+
+def test_a_full_disk_is_met_before_any_key_is_replaced(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    real_open = os.open
+
+    def full_for_the_vrf_key(path: Any, flags: int, *args: Any) -> int:
+        if Path(path).name.startswith(".vrf.json.") and flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", full_for_the_vrf_key)
+    with pytest.raises(keys.KeyFileError, match="No space left"):
+        identity.create_node_keys(home, "another password", cost=CHEAP, force=True)
+
+    monkeypatch.undo()
+    assert identity.load_node_keys(home, PASSWORD).identity == old.identity
+    assert sorted(p.name for p in old.paths.keys_dir.iterdir()) == ["ethereum.json", "vrf.json"]
+
+
+def test_keys_already_there_are_refused_even_when_only_one_exists(home: Path) -> None:
+    created = identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+    created.paths.ethereum.unlink()
+
+    with pytest.raises(keys.KeyFileExistsError, match=r"already holds keys \(vrf\.json\)"):
+        identity.refuse_existing_keys(home)
+    with pytest.raises(keys.KeyFileExistsError, match="already holds keys"):
+        identity.create_node_keys(home, PASSWORD, cost=CHEAP)
+
+    identity.refuse_existing_keys(home / "elsewhere")  # a home without keys passes
 
 
 def test_wrong_password_is_reported_for_either_key(home: Path) -> None:

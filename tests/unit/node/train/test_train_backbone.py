@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flare.node.atomic import DirectoryNotReplaceableError
 from flare.node.train.backbone import (
     SMOLVLM2_500M,
     check_backbone,
@@ -41,6 +42,25 @@ def test_writing_twice_gives_the_same_backbone(tiny_backbone: Path, tmp_path: Pa
 
     assert config_digest(again) == config_digest(tiny_backbone)
     assert resolve_backbone("tiny", tmp_path) == tmp_path / "tiny"
+
+
+def test_rewriting_replaces_a_backbone_but_never_another_directory(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    target = write_backbone("tiny", tmp_path / "backbone")
+    (target / "stale.json").write_text("{}")
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cube.png").write_bytes(b"png")
+
+    write_backbone("tiny", target)
+    with pytest.raises(DirectoryNotReplaceableError, match="not a SmolVLM backbone"):
+        write_backbone("tiny", other)
+
+    assert not (target / "stale.json").exists()
+    assert config_digest(target) == config_digest(tiny_backbone)
+    assert [p.name for p in other.iterdir()] == ["cube.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone", "photos"]
 
 
 def test_full_size_backbone_gives_the_published_smolvla_sizes(tmp_path: Path) -> None:

@@ -144,6 +144,24 @@ def test_train_refuses_a_dataset_that_lacks_a_policy_camera(
     assert_fails(result, DatasetMismatchError, "camera observation.images.wrist is missing")
 
 
+def test_train_refuses_an_out_directory_that_is_not_a_checkpoint_before_training(
+    runner: CliRunner, synth_source: DatasetSource, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("keep me")
+
+    result = runner.invoke(app, [
+        "train", "--dataset-root", str(synth_source.root), "--home", str(tmp_path / "home"),
+        "--out", str(data),
+    ])  # fmt: skip
+
+    assert_fails(result, ConfigError, "not a flare checkpoint")
+    assert "Training" not in result.output
+    assert [p.name for p in data.iterdir()] == ["notes.txt"]
+    assert not (tmp_path / "home").exists()  # refused before even a backbone was written
+
+
 def test_train_rejects_malformed_options(runner: CliRunner, synth_source: DatasetSource) -> None:
     root = str(synth_source.root)
 

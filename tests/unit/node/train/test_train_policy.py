@@ -11,12 +11,15 @@ import pytest
 import torch
 from train_support import predict, raw_batch
 
+from flare.node.atomic import DirectoryNotReplaceableError
 from flare.node.train.backbone import resolve_backbone
 from flare.node.train.dataset import DatasetSource, open_metadata
 from flare.node.train.errors import PolicyNotFoundError
 from flare.node.train.policy import (
     BACKBONE_DIR,
     LoadedPolicy,
+    check_checkpoint_target,
+    is_checkpoint,
     load_policy,
     save_policy,
     select_device,
@@ -111,6 +114,41 @@ def test_dataset_statistics_replace_the_checkpoint_ones_and_change_the_spec(
     normalizer = next(s for s in restated.preprocessor.steps if "Normalizer" in type(s).__name__)
     mean = normalizer.state_dict()["observation.state.mean"]
     assert torch.equal(mean, torch.as_tensor(stats["observation.state"]["mean"], dtype=mean.dtype))
+
+
+def test_saving_over_a_directory_that_is_not_a_checkpoint_touches_nothing(
+    tmp_path: Path, fresh_policy: Callable[..., LoadedPolicy]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "episode_000.parquet").write_text("robot data")
+
+    with pytest.raises(DirectoryNotReplaceableError, match="not a flare checkpoint"):
+        save_policy(fresh_policy(), data)
+    with pytest.raises(DirectoryNotReplaceableError, match="not a flare checkpoint"):
+        check_checkpoint_target(data)
+
+    assert [p.name for p in data.iterdir()] == ["episode_000.parquet"]
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_saving_again_swaps_the_checkpoint_with_its_extra_files(
+    tmp_path: Path, fresh_policy: Callable[..., LoadedPolicy]
+) -> None:
+    target = tmp_path / "checkpoint"
+    first, second = fresh_policy(seed=1), fresh_policy(seed=2)
+    save_policy(first, target, extra=lambda staging: (staging / "train.json").write_text("1"))
+    assert is_checkpoint(target)
+    check_checkpoint_target(target)  # an old checkpoint may be replaced
+
+    save_policy(second, target, extra=lambda staging: (staging / "train.json").write_text("2"))
+
+    reloaded = load_policy(target, device="cpu").trainable()
+    expected = second.trainable()
+    assert all(torch.equal(reloaded[name], expected[name]) for name in expected)
+    assert not all(torch.equal(reloaded[n], first.trainable()[n]) for n in expected)
+    assert (target / "train.json").read_text() == "2"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
 
 
 def test_a_directory_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
