@@ -174,6 +174,13 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
     model_round, model = owner.global_model()
     say(f"round 1 {final.phase.name.lower()}: global model {encode_cid(model)}")
     say(f"round {owner.current_round()} is open in {owner.phase(owner.current_round()).name}")
+    say()
+    say("summary")
+    say(f"  round 1        {final.phase.name.lower()} ({final.update_count} updates)")
+    say(f"  committee      {len(valid_seats)}/{k} seats with valid VRF proofs")
+    say(f"  votes          {owner.get_proposal(1, receipt.proposal_id).approvals} approvals")
+    say(f"  global model   {encode_cid(model)}")
+    say("  next           training and aggregation are scripted in this demo")
     return {
         "contract": record.address,
         "chain_id": chain_id,
