@@ -170,8 +170,10 @@ def get(
 
     with _opened(store, data_dir, home) as backend:
         size = backend.size(cid)
-        with _progress("Fetching", size, json_output or str(output) == "-") as progress:
-            pieces = backend.get_stream(cid, progress=progress)
+        with (
+            _progress("Fetching", size, json_output or str(output) == "-") as progress,
+            contextlib.closing(backend.get_stream(cid, progress=progress)) as pieces,
+        ):
             if str(output) == "-":
                 written = 0
                 for piece in pieces:

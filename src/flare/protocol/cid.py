@@ -39,6 +39,8 @@ CODEC_DAG_PB = 0x70
 SHA2_256 = 0x12
 _SHA2_256_LENGTH = 32
 _CODEC_NAMES = {CODEC_RAW: "raw", CODEC_DAG_PB: "dag-pb"}
+# version 1, codec, sha2-256, digest length: every codec here fits a one-byte varint.
+_BINARY_PREFIX = {codec: bytes((1, codec, SHA2_256, _SHA2_256_LENGTH)) for codec in _CODEC_NAMES}
 _MAX_VARINT_BYTES = 9  # the multiformats unsigned-varint limit (63 bits)
 _BASE32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -137,7 +139,7 @@ class Cid:
     @property
     def binary(self) -> bytes:
         """The binary form, as the contract stores and events carry it."""
-        return bytes((1, *encode_varint(self.codec), SHA2_256, _SHA2_256_LENGTH)) + self.digest
+        return _BINARY_PREFIX[self.codec] + self.digest
 
     @property
     def text(self) -> str:
@@ -178,9 +180,8 @@ def decode_cid(text: str) -> bytes:
     equivalent dag-pb CIDv1). Only the syntax is checked here; `Cid.parse` also checks that the
     codec and hash are ones flare-node supports.
     """
-    if not isinstance(text, str) or not text:
+    if not isinstance(text, str) or not (text := text.strip()):
         raise CidError("a CID must be non-empty text")
-    text = text.strip()
     if len(text) == 46 and text.startswith("Qm"):
         multihash = _base58_decode(text)
         if multihash[:2] != bytes((SHA2_256, _SHA2_256_LENGTH)) or len(multihash) != 34:

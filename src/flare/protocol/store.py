@@ -9,20 +9,25 @@ binary form the contract stores.
 
 Every read is verified block by block against its CID before a byte is handed out; a mismatch
 raises `StorageIntegrityError` naming the CID. A store never hands out or keeps half-written data.
+Reads of peer content take `max_bytes`: a file whose verified root declares more is refused with
+`ContentTooLargeError` before any other block is read, so a peer cannot make a node buffer an
+arbitrarily large file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from flare.protocol.cid import StorageIntegrityError
 from flare.protocol.errors import FlareError, UnavailableError
+from flare.protocol.unixfs import ContentTooLargeError
 
 __all__ = [
     "BlobStore",
     "BlockNotFoundError",
+    "ContentTooLargeError",
     "GcReport",
     "Progress",
     "StorageFullError",
@@ -103,12 +108,19 @@ class BlobStore(Protocol):
         """Store everything `stream` yields (memory bounded) and return its CID."""
         ...
 
-    def get(self, cid: str) -> bytes:
-        """The whole verified content of `cid`."""
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        """The whole verified content of `cid`; `ContentTooLargeError` if over `max_bytes`."""
         ...
 
-    def get_stream(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
-        """The verified content of `cid` in order, one block at a time."""
+    def get_stream(
+        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
+    ) -> Generator[bytes, None, None]:
+        """The verified content of `cid` in order, one block at a time.
+
+        Over `max_bytes`, the first `next()` raises `ContentTooLargeError`. Close the generator
+        (`contextlib.closing`) when abandoning it early, so the backend's read-ahead stops now
+        rather than whenever the generator is collected.
+        """
         ...
 
     def size(self, cid: str) -> int:

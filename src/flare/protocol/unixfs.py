@@ -28,20 +28,49 @@ from flare.protocol.cid import (
     verify_block,
 )
 from flare.protocol.dagpb import FileLink, decode_file_node, encode_file_node
+from flare.protocol.errors import IntegrityError
 
-__all__ = ["CHUNK_SIZE", "MAX_DEPTH", "MAX_LINKS", "Block", "FileHasher", "file_size", "iter_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "MAX_DEPTH",
+    "MAX_LINKS",
+    "Block",
+    "ContentTooLargeError",
+    "FileHasher",
+    "file_size",
+    "iter_file",
+]
 
 CHUNK_SIZE = 262_144
 MAX_LINKS = 174
 MAX_DEPTH = 64  # a 256 KiB x 174-ary tree of any real file is < 10 levels; deeper is hostile
 
 
+class ContentTooLargeError(IntegrityError):
+    """A file is larger than the reader allowed; refused from its verified root, unread.
+
+    An IntegrityError because content over the bound its reader sets (an update bundle's size
+    bound, say) cannot be what it was registered as: callers skip it like any bad peer data.
+    """
+
+    def __init__(self, cid: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{cid} holds {size} bytes, more than the {limit} bytes this read allows",
+            hint="nothing past its root block was read; skip it, or raise the limit if "
+            "content this large is expected",
+        )
+        self.cid = cid
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """One block as stored: its CID and its exact bytes.
 
-    `data` may be a read-only view into an immutable `bytes` the importer was given, so that
-    full chunks reach a store without being copied.
+    `data` may be a view into the `bytes` the importer was given, or into the caller's own
+    buffer when the importer was built with `copy_chunks=False`, so that full chunks reach a
+    store without being copied.
     """
 
     cid: Cid
@@ -54,6 +83,11 @@ class FileHasher:
     Every block is passed to `on_block` as soon as it is complete (children before parents, the
     root last), so a store can write them while the input is still being read; without
     `on_block` only digests are kept, which is the `--only-hash` path.
+
+    A whole chunk handed to `update` at a chunk boundary becomes its leaf's `data` as it is: a
+    view of immutable `bytes` always, and a view of any buffer with `copy_chunks=False`. Then
+    the caller lends that buffer until the block's consumer is done with it (a store reusing
+    read buffers once their blocks are written). Other bytes are buffered here, so copied.
     """
 
     def __init__(
@@ -62,10 +96,12 @@ class FileHasher:
         *,
         chunk_size: int = CHUNK_SIZE,
         max_links: int = MAX_LINKS,
+        copy_chunks: bool = True,
     ) -> None:
         if chunk_size < 1 or max_links < 2:
             raise ValueError("chunk_size must be >= 1 and max_links >= 2")
         self._on_block = on_block
+        self._copy_chunks = copy_chunks
         self._chunk_size = chunk_size
         self._max_links = max_links
         self._pending = bytearray()
@@ -113,7 +149,10 @@ class FileHasher:
         self._leaves += 1
         cid = Cid(CODEC_RAW, hashlib.sha256(chunk).digest())
         if self._on_block is not None:
-            self._on_block(Block(cid, _frozen(chunk)))
+            if isinstance(chunk, memoryview) and not self._copy_chunks:
+                self._on_block(Block(cid, chunk))
+            else:
+                self._on_block(Block(cid, _frozen(chunk)))
         self._push(0, FileLink(cid, len(chunk), len(chunk)))
 
     def _push(self, level: int, link: FileLink) -> None:
@@ -157,6 +196,7 @@ def iter_file(
     fetch: Callable[[Cid], bytes],
     *,
     hint: Callable[[Sequence[Cid]], None] | None = None,
+    max_bytes: int | None = None,
 ) -> Iterator[bytes]:
     """Yield a file's bytes in order, fetching, verifying and checking every block.
 
@@ -165,7 +205,14 @@ def iter_file(
     naming the CID instead of yielding a wrong file. Memory: one block plus one path of nodes.
     `hint`, when given, hears each node's children as soon as it is decoded, so a backend can
     start fetching them ahead of the walk.
+
+    With `max_bytes`, a file whose verified root declares more is refused with
+    `ContentTooLargeError` before any other block is fetched or hinted. The root's size is the
+    sum of its blocksizes, and every child is held to its blocksize, so a walk that passes that
+    check can never yield more than the root declared.
     """
+    if max_bytes is not None and max_bytes < 0:
+        raise ValueError(f"max_bytes must be >= 0, not {max_bytes}")
     stack: list[tuple[Iterator[FileLink], int]] = []
     pending: tuple[Cid, int | None, int] | None = (root, None, 0)
     while pending is not None or stack:
@@ -181,6 +228,8 @@ def iter_file(
         data = fetch(cid)
         verify_block(cid, data)
         if cid.codec == CODEC_RAW:
+            if max_bytes is not None and expected is None and len(data) > max_bytes:
+                raise ContentTooLargeError(cid.text, len(data), max_bytes)
             if expected is not None and len(data) != expected:
                 raise StorageIntegrityError(
                     cid.text, f"the block holds {len(data)} bytes, its parent says {expected}"
@@ -188,6 +237,8 @@ def iter_file(
             yield data
             continue
         node = decode_file_node(cid, data)
+        if max_bytes is not None and expected is None and node.filesize > max_bytes:
+            raise ContentTooLargeError(cid.text, node.filesize, max_bytes)
         if expected is not None and node.filesize != expected:
             raise StorageIntegrityError(
                 cid.text, f"the node holds {node.filesize} bytes, its parent says {expected}"

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 DAEMON = ROOT / "tools" / "ipfs-daemon"
 JSIPFS = ROOT / "node_modules" / ".bin" / "jsipfs"
-READY_WITHIN = 120.0  # first start initialises the repository too; ~5 s on two cores
+READY_WITHIN = 120.0  # the first start also initialises the repository: ~5 s on a 2-core CPU
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from flare.node.store.embedded import EmbeddedStore
 from flare.node.store.ipfs import IpfsStore
 from flare.protocol.cid import CidError
-from flare.protocol.store import BlobStore, BlockNotFoundError
+from flare.protocol.store import BlobStore, BlockNotFoundError, ContentTooLargeError
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
 
 pytestmark = pytest.mark.filterwarnings(
@@ -117,3 +117,18 @@ def test_unknown_content_is_not_found(store: BlobStore) -> None:
 def test_bad_cid_text_is_a_config_error(store: BlobStore) -> None:
     with pytest.raises(CidError):
         store.get("bafy-not-a-cid")
+
+
+def test_reads_over_max_bytes_are_refused(store: BlobStore) -> None:
+    data = unique(2 * CHUNK_SIZE + 3)
+    cid = store.put(data)
+
+    assert store.get(cid, max_bytes=len(data)) == data
+    with pytest.raises(ContentTooLargeError) as caught:
+        store.get(cid, max_bytes=len(data) - 1)
+    with pytest.raises(ContentTooLargeError):
+        next(store.get_stream(cid, max_bytes=CHUNK_SIZE))
+
+    assert caught.value.cid == cid
+    assert caught.value.limit == len(data) - 1
+    store.unpin(cid)

@@ -86,6 +86,8 @@ def test_base58_forms_decode_to_the_same_cidv1() -> None:
     "text",
     [
         "",
+        "  ",  # blank once stripped: the emptiness check must see the stripped text
+        "\t\n",
         "nonsense",
         "b",
         "bafkrei!",

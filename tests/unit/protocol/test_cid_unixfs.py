@@ -22,7 +22,14 @@ from flare.protocol.cid import (
     UnsupportedCidError,
 )
 from flare.protocol.dagpb import FileLink, block_links, decode_file_node, encode_file_node
-from flare.protocol.unixfs import MAX_DEPTH, Block, FileHasher, file_size, iter_file
+from flare.protocol.unixfs import (
+    MAX_DEPTH,
+    Block,
+    ContentTooLargeError,
+    FileHasher,
+    file_size,
+    iter_file,
+)
 
 
 def _varint(value: int) -> bytes:
@@ -245,3 +252,65 @@ def test_a_dag_deeper_than_the_limit_is_refused() -> None:
 
     with pytest.raises(StorageIntegrityError, match="deeper"):
         list(iter_file(child, store.__getitem__))
+
+
+@settings(max_examples=100, deadline=None)
+@given(shapes, st.integers(min_value=0, max_value=5000))
+def test_max_bytes_refuses_exactly_the_files_over_it(
+    shape: tuple[bytes, int, int], max_bytes: int
+) -> None:
+    data, chunk, max_links = shape
+    root, emitted = _import(data, chunk, max_links)
+    store = {block.cid: bytes(block.data) for block in emitted}
+    fetched: list[Cid] = []
+    hinted: list[Cid] = []
+
+    def fetch(cid: Cid) -> bytes:
+        fetched.append(cid)
+        return store[cid]
+
+    if len(data) <= max_bytes:
+        assert b"".join(iter_file(root, fetch, max_bytes=max_bytes)) == data
+        return
+    with pytest.raises(ContentTooLargeError) as caught:
+        list(iter_file(root, fetch, hint=hinted.extend, max_bytes=max_bytes))
+
+    assert fetched == [root]  # refused from the verified root, before any child is read
+    assert hinted == []
+    assert (caught.value.cid, caught.value.size, caught.value.limit) == (
+        root.text,
+        len(data),
+        max_bytes,
+    )
+
+
+def test_a_lying_root_cannot_pass_max_bytes() -> None:
+    leaf = Cid.of_block(CODEC_RAW, b"0123456789")
+    node = encode_file_node([FileLink(leaf, 10, 4)])  # claims 4 bytes, the leaf holds 10
+    root = Cid.of_block(CODEC_DAG_PB, node)
+
+    with pytest.raises(StorageIntegrityError, match="10 bytes, its parent says 4"):
+        list(iter_file(root, {root: node, leaf: b"0123456789"}.__getitem__, max_bytes=5))
+
+
+def test_max_bytes_must_not_be_negative() -> None:
+    root, store = _tree(b"abc")
+
+    with pytest.raises(ValueError, match="max_bytes"):
+        list(iter_file(root, store.__getitem__, max_bytes=-1))
+
+
+def test_whole_chunks_of_a_mutable_buffer_are_copied_unless_lent() -> None:
+    buffer = bytearray(b"a" * 10 + b"b" * 10)
+    copied: list[Block] = []
+    lent: list[Block] = []
+
+    for blocks, copy_chunks in ((copied, True), (lent, False)):
+        hasher = FileHasher(blocks.append, chunk_size=10, copy_chunks=copy_chunks)
+        hasher.update(memoryview(buffer))
+        hasher.finish()
+    buffer[:] = b"c" * 20  # what a store reusing its read buffer does next
+
+    assert [bytes(block.data) for block in copied[:2]] == [b"a" * 10, b"b" * 10]
+    assert [bytes(block.data) for block in lent[:2]] == [b"c" * 10, b"c" * 10]
+    assert [block.cid for block in lent] == [block.cid for block in copied]

@@ -5,31 +5,35 @@ Layout under the store directory (by default `<node home>/store`):
     blocks/<2 hex>/<sha2-256 hex>  one file per block, exactly its bytes (keyed by multihash,
                                    as Kubo's flatfs does: the same bytes are one block)
     pins/<cid>                     one empty file per recursive pin; survives restarts
+                                   (written atomically: `.<cid>.<hex>.tmp` until complete)
     tmp/                           blocks being written; renamed into blocks/ when complete
     corrupt/                       blocks that failed verification on read, for inspection
     lock                           flock: adds and pins share it, gc takes it alone
 
 A block becomes visible by `rename` once fully written, so a crash or a full disk never leaves
 a partial block under a CID. Every read re-hashes. Blocks are not fsynced one by one by default
-(that costs ~20x on a 256 KiB block); after a power loss a torn block fails verification, is
-moved to corrupt/, and adding the file again repairs it. `fsync=True` syncs every block and
-directory, as Kubo's flatfs does. Pins are always synced.
+(that costs ~20x on a 256 KiB block); after a power loss a torn block fails verification on its
+next read and is moved to corrupt/, after which adding the file again rewrites it. (An add does
+not re-read blocks already there: it keeps any block file of the right size.) `fsync=True` syncs
+every block and directory, as Kubo's flatfs does. Pins are always synced.
+Several processes, and several threads of one, may share a store (see `lock.StoreLock`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import BinaryIO
 
-from flare.node.store.files import io_error, read_chunks
-from flare.node.store.pipeline import ReadAhead, WriteBehind
+from flare.node.atomic import fsync_directory, write_file_atomically
+from flare.node.store.files import entries, io_error, remove_file
+from flare.node.store.lock import StoreLock
+from flare.node.store.pipeline import ImportIO, ReadAhead
 from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError, verify_block
 from flare.protocol.dagpb import block_links
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress
@@ -37,7 +41,7 @@ from flare.protocol.unixfs import Block, FileHasher, file_size, iter_file
 
 __all__ = ["EmbeddedStore"]
 
-_QUEUE_BLOCKS = 16  # blocks hashed but not yet written: bounds memory to ~4 MiB
+_QUEUE_BLOCKS = 16  # chunk buffers, read or hashed but not yet written: 4 MiB
 
 
 class EmbeddedStore:
@@ -60,9 +64,9 @@ class EmbeddedStore:
         try:
             for directory in (self._blocks, self._pins, self._tmp, self._corrupt):
                 directory.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
         except OSError as error:
             raise io_error(error, str(self.root), "create the store directories") from error
+        self._lock = StoreLock(str(self.root / "lock"), str(self.root))
 
     @property
     def location(self) -> str:
@@ -81,10 +85,10 @@ class EmbeddedStore:
         self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None
     ) -> str:
         # The shared lock spans the blocks and the pin: gc cannot run between them.
-        with self._locked(exclusive=False):
-            with WriteBehind(self.write_block, depth=_QUEUE_BLOCKS) as writer:
-                hasher = FileHasher(writer.submit)
-                for chunk in read_chunks(stream):
+        with self._lock.held(exclusive=False):
+            with ImportIO(stream, self.write_block, depth=_QUEUE_BLOCKS) as spool:
+                hasher = FileHasher(spool.submit, copy_chunks=False)
+                for chunk in spool.chunks():
                     hasher.update(chunk)
                     if progress is not None:
                         progress(len(chunk))
@@ -121,7 +125,7 @@ class EmbeddedStore:
                 os.close(descriptor)
             os.replace(temporary, path)
             if self._fsync:
-                _fsync_directory(shard)
+                fsync_directory(shard)
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
@@ -129,16 +133,20 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, cid: str) -> bytes:
-        return b"".join(self.get_stream(cid))
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        return b"".join(self.get_stream(cid, max_bytes=max_bytes))
 
-    def get_stream(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
-        return self._stream(Cid.parse(cid), progress)
+    def get_stream(
+        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
+    ) -> Generator[bytes, None, None]:
+        return self._stream(Cid.parse(cid), progress, max_bytes)
 
-    def _stream(self, root: Cid, progress: Progress | None) -> Iterator[bytes]:
+    def _stream(
+        self, root: Cid, progress: Progress | None, max_bytes: int | None
+    ) -> Generator[bytes, None, None]:
         reader = ReadAhead(lambda block: self._read(root, block))
         try:
-            for piece in iter_file(root, reader.fetch, hint=reader.hint):
+            for piece in iter_file(root, reader.fetch, hint=reader.hint, max_bytes=max_bytes):
                 if progress is not None:
                     progress(len(piece))
                 yield piece
@@ -213,49 +221,58 @@ class EmbeddedStore:
 
     def pin(self, cid: str) -> None:
         root = Cid.parse(cid)
-        with self._locked(exclusive=False):
+        with self._lock.held(exclusive=False):
             self._reachable(root)
             self._write_pin(root)
 
     def unpin(self, cid: str) -> bool:
         root = Cid.parse(cid)
-        with self._locked(exclusive=False):
+        with self._lock.held(exclusive=False):
             try:
                 (self._pins / root.text).unlink()
             except FileNotFoundError:
                 return False
-            _fsync_directory(str(self._pins))
+            fsync_directory(self._pins)
         return True
 
     def pins(self) -> list[str]:
-        return sorted(path.name for path in self._pins.iterdir() if path.name.startswith("b"))
+        try:
+            names = os.listdir(self._pins)
+        except OSError as error:
+            raise io_error(error, self.location, "list the pins") from error
+        return sorted(name for name in names if name.startswith("b"))
 
     def gc(self) -> GcReport:
         """Delete blocks no pin reaches, leftovers of interrupted writes and quarantined blocks.
 
         Refuses (BlockNotFoundError) while some pinned content is incomplete, rather than
-        guess which blocks the missing nodes would have kept.
+        guess which blocks the missing nodes would have kept. Readers take no lock, so a file
+        may vanish under gc (a reader moved a corrupt block aside): it is skipped. Anything in
+        blocks/ that is not a shard directory of files is not the store's, and is left alone.
         """
         removed = freed = 0
-        with self._locked(exclusive=True):
+        with self._lock.held(exclusive=True):
             live: set[str] = set()
             for text in self.pins():
                 live |= self._reachable(Cid.parse(text))
-            for shard in self._blocks.iterdir():
-                for path in shard.iterdir():
-                    if path.name not in live:
-                        freed += path.stat().st_size
-                        path.unlink()
-                        removed += 1
-            for leftover in (*self._tmp.iterdir(), *self._corrupt.iterdir()):
-                freed += leftover.stat().st_size
-                leftover.unlink()
+            try:
+                for shard in entries(self._blocks_name, directories=True):
+                    for entry in entries(shard.path, directories=False):
+                        if entry.name not in live and (size := remove_file(entry)) is not None:
+                            freed += size
+                            removed += 1
+                for directory in (self._tmp_name, str(self._corrupt)):
+                    for entry in entries(directory, directories=False):
+                        freed += remove_file(entry) or 0
+                for entry in entries(str(self._pins), directories=False):
+                    if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                        remove_file(entry)  # a pin write cut short (pins are written beside them)
+            except OSError as error:
+                raise io_error(error, self.location, "collect garbage") from error
         return GcReport(removed_blocks=removed, freed_bytes=freed)
 
     def close(self) -> None:
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        """Nothing to release: locks are held only for the duration of each call."""
 
     def __enter__(self) -> EmbeddedStore:
         return self
@@ -270,28 +287,8 @@ class EmbeddedStore:
         return f"{self._blocks_name}/{digest[:2]}/{digest}"
 
     def _write_pin(self, root: Cid) -> None:
-        temporary = self._tmp / f"pin.{root.text}.{uuid.uuid4().hex}"
+        """An empty marker file, synced with its directory: a pin must survive a power cut."""
         try:
-            with open(temporary, "xb") as marker:
-                os.fsync(marker.fileno())
-            os.replace(temporary, self._pins / root.text)
-            _fsync_directory(str(self._pins))
+            write_file_atomically(self._pins / root.text, b"", fsync=True)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             raise io_error(error, self.location, f"pin {root}") from error
-
-    @contextlib.contextmanager
-    def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-
-def _fsync_directory(directory: str) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -1,23 +1,26 @@
 """Moving content between ordinary files and a store without holding it in memory.
 
-Reading cuts input into chunk-sized pieces; writing goes to a temporary file beside the target
-that is renamed over it only once every byte has arrived and been verified, so an interrupted
-`store get` or a full disk never leaves a half-written file under the requested name.
+Reading cuts input into chunk-sized pieces; writing goes through `flare.node.atomic`: a
+temporary file beside the target, renamed over it only once every byte has arrived and been
+verified, so an interrupted `store get` or a full disk never leaves a half-written file under
+the requested name. `entries` and `remove_file` are what garbage collection lists and deletes
+with, tolerating files that other processes remove first.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from flare.node import atomic
+from flare.protocol.errors import FlareError
 from flare.protocol.store import StorageFullError, StoreIOError
 from flare.protocol.unixfs import CHUNK_SIZE
 
-__all__ = ["io_error", "read_chunks", "write_file_atomically"]
+__all__ = ["entries", "io_error", "read_chunks", "remove_file", "write_file_atomically"]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -42,24 +45,32 @@ def write_file_atomically(path: Path, pieces: Iterable[bytes], *, fsync: bool = 
     """Write `pieces` to `path` all or nothing; returns the number of bytes written.
 
     If `pieces` raises (a block failed verification, the daemon went away) or the disk fills,
-    the temporary file is removed and `path` is left as it was.
+    the temporary file is removed and `path` is left as it was. An error of the source keeps
+    its own type; only the writing's own OSErrors become `StoreIOError`s naming the directory.
+    The file is synced, not its directory: a lost name after a power cut costs a re-fetch.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    written = 0
     try:
-        with open(temporary, "xb") as out:
-            for piece in pieces:
-                out.write(piece)
-                written += len(piece)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        os.replace(temporary, path)
+        return atomic.write_file_atomically(path, pieces, fsync=fsync, fsync_dir=False)
+    except FlareError:
+        raise  # the source's error (e.g. StoreUnavailableError, itself an OSError)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise io_error(error, str(path.parent), f"write {path.name}") from error
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return written
+
+
+def entries(directory: str, *, directories: bool) -> list[os.DirEntry[str]]:
+    """The subdirectories (or the plain files) of `directory`; symlinks count as neither."""
+    with os.scandir(directory) as found:
+        if directories:
+            return [entry for entry in found if entry.is_dir(follow_symlinks=False)]
+        return [entry for entry in found if entry.is_file(follow_symlinks=False)]
+
+
+def remove_file(entry: os.DirEntry[str]) -> int | None:
+    """Delete a file and return its size; None when it vanished first (another process)."""
+    try:
+        size = entry.stat(follow_symlinks=False).st_size
+        os.unlink(entry.path)
+    except FileNotFoundError:
+        return None
+    return size

@@ -16,7 +16,7 @@ import io
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import BinaryIO, TypeVar
 
 import ipfshttpclient
@@ -96,7 +96,7 @@ class IpfsStore:
     ) -> str:
         start = stream.tell() if stream.seekable() else None
 
-        def attempt() -> str:
+        def attempt() -> tuple[Cid, Cid]:
             if start is not None:
                 stream.seek(start)
             tee = _HashingReader(stream, progress)
@@ -108,32 +108,39 @@ class IpfsStore:
                 pin=pin,
                 opts=dict(_ADD_OPTIONS),
             )
-            local = tee.finish()
-            remote = Cid.parse(str(answer["Hash"]))
-            if remote != local:
-                if pin:  # do not leave the wrongly named copy pinned on the daemon
-                    self._client.pin.rm(remote.text)
-                raise StorageIntegrityError(
-                    remote.text,
-                    f"the daemon named the content {remote}, but its bytes hash to {local}",
-                    hint="the daemon ignored the importer settings; upgrade it or use Kubo",
-                )
-            return local.text
+            return tee.finish(), Cid.parse(str(answer["Hash"]))
 
-        return self._call("add", attempt, retry=start is not None)
+        local, remote = self._call("add", attempt, retry=start is not None)
+        if remote == local:
+            return local.text
+        hint = "the daemon ignored the importer settings; upgrade it or use Kubo"
+        if pin:  # do not leave the wrongly named copy pinned on the daemon
+            try:
+                self.unpin(remote.text)
+            except FlareError as error:
+                hint += f"; its pin on {remote} could not be removed ({error.message})"
+        raise StorageIntegrityError(
+            remote.text,
+            f"the daemon named the content {remote}, but its bytes hash to {local}",
+            hint=hint,
+        )
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, cid: str) -> bytes:
-        return b"".join(self.get_stream(cid))
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        return b"".join(self.get_stream(cid, max_bytes=max_bytes))
 
-    def get_stream(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
-        return self._stream(Cid.parse(cid), progress)
+    def get_stream(
+        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
+    ) -> Generator[bytes, None, None]:
+        return self._stream(Cid.parse(cid), progress, max_bytes)
 
-    def _stream(self, root: Cid, progress: Progress | None) -> Iterator[bytes]:
+    def _stream(
+        self, root: Cid, progress: Progress | None, max_bytes: int | None
+    ) -> Generator[bytes, None, None]:
         reader = ReadAhead(lambda block: self._block(root, block), workers=4, window=16)
         try:
-            for piece in iter_file(root, reader.fetch, hint=reader.hint):
+            for piece in iter_file(root, reader.fetch, hint=reader.hint, max_bytes=max_bytes):
                 if progress is not None:
                     progress(len(piece))
                 yield piece

@@ -1,9 +1,10 @@
-"""Overlapping block I/O with hashing: write-behind for adds, read-ahead for gets.
+"""Overlapping block I/O with hashing: background reads and writes for adds, read-ahead for gets.
 
-Hashing (in hashlib) and file or socket I/O release the GIL, so on two cores one thread can
-hash while another reads or writes. `WriteBehind` writes the blocks an import produces on a
-background thread; `ReadAhead` fetches the blocks a walk will need next. Both keep a small,
-fixed number of blocks in flight, which bounds memory to a few MiB whatever the file size.
+Hashing (in hashlib) and file or socket I/O release the GIL, so with two or more cores one
+thread can hash while another reads or writes. `ImportIO` reads an import's input and writes
+the blocks it produces on a background thread, leaving the caller's thread nothing but hashing;
+`ReadAhead` fetches the blocks a walk will need next. Both keep a small, fixed number of blocks
+in flight, which bounds memory to a few MiB whatever the file size.
 
 `iter_file` tells its `hint` callback which blocks a node links to as soon as it decodes the
 node; `ReadAhead` starts fetching the leaves among them on a small thread pool and hands each
@@ -12,16 +13,25 @@ back when the walk asks for it.
 
 from __future__ import annotations
 
+import io
+import mmap
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
 
 from flare.protocol.cid import CODEC_RAW, Cid
-from flare.protocol.unixfs import Block
+from flare.protocol.unixfs import CHUNK_SIZE, Block
 
-__all__ = ["ReadAhead", "WriteBehind"]
+__all__ = ["ImportIO", "ReadAhead"]
+
+# Buffers of finished imports, kept for the next one: faulting 4 MiB of fresh pages in costs
+# about as much as hashing 3 MiB. A few are kept, for imports running side by side.
+_IDLE_ARENAS: list[mmap.mmap] = []
+_IDLE_LOCK = threading.Lock()
+_KEEP_IDLE = 2
 
 
 class ReadAhead:
@@ -74,38 +84,149 @@ class ReadAhead:
         self._planned.clear()
 
 
-class WriteBehind:
-    """Hands blocks to `write` on a background thread, at most `depth` of them waiting.
+class ImportIO:
+    """The I/O side of an import on one background thread: reads chunks ahead, writes blocks.
 
-    The first error from `write` is raised in the producing thread: at its next `submit`, or
-    when the `with` block ends.
+        with ImportIO(stream, write) as spool:
+            hasher = FileHasher(spool.submit, copy_chunks=False)
+            for chunk in spool.chunks():
+                hasher.update(chunk)
+
+    The caller's thread only hashes; the background thread runs, in order, the reads and the
+    writes that thread asks for. Chunks are read into `depth` page-aligned buffers carved from
+    one anonymous mapping, and each full chunk must reach `submit` as a block's data (a
+    `FileHasher` built with `copy_chunks=False` does that): once the block is written, the same
+    buffer takes the next chunk. So memory stays at `depth` chunks and no chunk is copied or
+    allocated afresh. A fresh 256 KiB `bytes` per chunk page-faults on every chunk whenever
+    malloc has trimmed its heap (the writer lagging under load made it do so), and a copy from
+    the page cache into a buffer 16 bytes past a page boundary, where malloc puts large blocks,
+    runs ~5x slower than into an aligned one on CPUs whose `rep movsb` dislikes that offset.
+
+    `write` must be done with a block's data when it returns: the buffer is read into again.
+    The first error from reading or writing is raised in the caller's thread: from `chunks`,
+    at the next `submit`, or when the `with` block ends. Nothing is read or written after it.
     """
 
-    def __init__(self, write: Callable[[Block], None], *, depth: int = 16) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        write: Callable[[Block], None],
+        *,
+        depth: int = 16,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, not {depth}")
+        self._stream = stream
         self._write = write
-        self._queue: queue.Queue[Block | None] = queue.Queue(maxsize=depth)
+        self._chunk_size = chunk_size
+        self._arena = _take_arena(depth * chunk_size)
+        # Tasks in the order the background thread runs them: a Block to write, a buffer to
+        # read the next chunk into, or None to stop.
+        self._tasks: queue.SimpleQueue[Block | memoryview | None] = queue.SimpleQueue()
+        self._chunks: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._reading = 0  # buffers handed to the background thread and not yet read back
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="flare-block-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="flare-block-io", daemon=True)
+        whole = memoryview(self._arena)
+        for start in range(0, depth * chunk_size, chunk_size):
+            self._read_into(whole[start : start + chunk_size])
 
-    def __enter__(self) -> WriteBehind:
+    def __enter__(self) -> ImportIO:
         self._thread.start()
         return self
 
+    def chunks(self) -> Iterator[memoryview]:
+        """Successive full chunks of the stream (the last one may be short), in lent buffers."""
+        while True:
+            if not self._reading:  # every buffer is out and none will come back: do not hang
+                raise RuntimeError("a lent chunk was not submitted as a block's data")
+            chunk = self._chunks.get()
+            self._reading -= 1
+            if chunk is None:
+                raise self._failure()
+            if chunk:
+                yield chunk
+            if len(chunk) < self._chunk_size:
+                return
+
     def submit(self, block: Block) -> None:
+        """Write `block`; a block holding a lent chunk gives its buffer back for the next one."""
         if self._error is not None:
             raise self._error
-        self._queue.put(block)
+        self._tasks.put(block)
+        data = block.data
+        if isinstance(data, memoryview) and data.obj is self._arena:
+            self._read_into(data)
 
     def __exit__(self, *exc_info: object) -> None:
-        self._queue.put(None)
+        self._tasks.put(None)
         self._thread.join()
+        _give_arena(self._arena)
         if self._error is not None and exc_info[0] is None:
             raise self._error
 
+    def _read_into(self, buffer: memoryview) -> None:
+        self._reading += 1
+        self._tasks.put(buffer)
+
+    def _failure(self) -> BaseException:
+        if self._error is None:  # cannot happen: None is queued only after an error
+            return RuntimeError("the block I/O thread stopped without an error")
+        return self._error
+
     def _run(self) -> None:
-        while (block := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._write(block)
-                except BaseException as error:  # handed to the producing thread
-                    self._error = error
+        ended = False
+        while (task := self._tasks.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the caller is on its way out
+            try:
+                if isinstance(task, memoryview):
+                    if not ended:
+                        size = _read_full(self._stream, task)
+                        ended = size < len(task)
+                        self._chunks.put(task[:size])
+                else:
+                    self._write(task)
+            except BaseException as error:  # handed to the caller's thread
+                self._error = error
+                self._chunks.put(None)  # wakes the caller if it waits for a chunk
+
+
+def _take_arena(size: int) -> mmap.mmap:
+    with _IDLE_LOCK:
+        for index, arena in enumerate(_IDLE_ARENAS):
+            if len(arena) == size:
+                return _IDLE_ARENAS.pop(index)
+    return mmap.mmap(-1, size)
+
+
+def _give_arena(arena: mmap.mmap) -> None:
+    with _IDLE_LOCK:
+        if len(_IDLE_ARENAS) < _KEEP_IDLE:
+            _IDLE_ARENAS.append(arena)
+
+
+def _read_full(stream: BinaryIO, buffer: memoryview) -> int:
+    """Read into `buffer` until it is full or `stream` ends; the number of bytes read.
+
+    Uses `readinto` where the stream has one (files do, and read straight into the buffer),
+    else `read` and a copy.
+    """
+    filled = 0
+    readinto: Callable[[memoryview], int | None] | None = getattr(stream, "readinto", None)
+    while filled < len(buffer):
+        if readinto is not None:
+            try:
+                count = readinto(buffer[filled:]) or 0
+            except (NotImplementedError, io.UnsupportedOperation):
+                readinto = None
+                continue
+        else:
+            data = stream.read(len(buffer) - filled)
+            count = len(data) if data else 0
+            buffer[filled : filled + count] = data
+        if not count:
+            break
+        filled += count
+    return filled

@@ -8,6 +8,7 @@ would get another CID here, and is refused rather than stored under a name nobod
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from typing import BinaryIO, cast
@@ -28,8 +29,10 @@ def transfer(
 ) -> str:
     """Copy `cid` from `source` into `target` and return its CID (the same one)."""
     expected = Cid.parse(cid).text
-    stream = cast(BinaryIO, _PieceReader(source.get_stream(expected, progress=progress)))
-    copied = target.put_stream(stream, pin=pin)
+    # Closed on every exit: a target that fails mid-copy must not leave the source's
+    # read-ahead threads fetching until the generator happens to be collected.
+    with contextlib.closing(source.get_stream(expected, progress=progress)) as pieces:
+        copied = target.put_stream(cast(BinaryIO, _PieceReader(pieces)), pin=pin)
     if copied != expected:
         target.unpin(copied)
         raise StorageIntegrityError(

@@ -5,12 +5,13 @@ Failure paths (corruption, full disk, crashes) are in test_store_embedded_faults
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import random
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from flare.protocol.cid import (
     UnsupportedCidError,
     encode_cid,
 )
-from flare.protocol.store import BlobStore, BlockNotFoundError
+from flare.protocol.store import BlobStore, BlockNotFoundError, ContentTooLargeError, GcReport
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
 
 MIB = 1 << 20
@@ -219,3 +220,115 @@ def test_fsync_mode_round_trips(tmp_path: Path) -> None:
         cid = durable.put(data)
 
         assert durable.get(cid) == data
+
+
+class PausingSource(io.RawIOBase):
+    """Serves `data` a chunk per read and calls `pause()` once, before the chunk `at`."""
+
+    def __init__(self, data: bytes, at: int, pause: Callable[[], None]) -> None:
+        self._data = memoryview(data)
+        self._reads = 0
+        self._at = at
+        self._pause = pause
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._reads == self._at:
+            self._pause()
+        self._reads += 1
+        piece, self._data = bytes(self._data[:CHUNK_SIZE]), self._data[CHUNK_SIZE:]
+        return piece
+
+
+def test_gc_in_another_thread_waits_for_a_running_put(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = content(4 * CHUNK_SIZE, seed=14)
+    real_flock = fcntl.flock
+    exclusive: list[str] = []
+    asked = threading.Event()
+
+    def flock(descriptor: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX:  # gc: find out whether a running put holds it off
+            try:
+                real_flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                exclusive.append("granted at once")
+            except BlockingIOError:
+                exclusive.append("waited")
+                asked.set()
+                real_flock(descriptor, fcntl.LOCK_EX)
+            asked.set()
+            return
+        real_flock(descriptor, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)  # as the store lock calls it
+    reports: list[object] = []
+    collector = threading.Thread(target=lambda: reports.append(store.gc()))
+
+    def start_gc() -> None:
+        collector.start()
+        assert asked.wait(timeout=30)
+
+    cid = store.put_stream(PausingSource(data, at=2, pause=start_gc))  # type: ignore[arg-type]
+    collector.join()
+
+    assert exclusive == ["waited"]
+    assert reports == [GcReport(removed_blocks=0, freed_bytes=0)]
+    assert store.get(cid) == data
+
+
+def test_a_finished_put_leaves_other_running_puts_locked(store: EmbeddedStore) -> None:
+    paused, resume = threading.Event(), threading.Event()
+    results: list[str] = []
+
+    def pause() -> None:
+        paused.set()
+        resume.wait(timeout=30)
+
+    slow = PausingSource(content(3 * CHUNK_SIZE, seed=15), at=1, pause=pause)
+    adder = threading.Thread(target=lambda: results.append(store.put_stream(slow)))  # type: ignore[arg-type]
+    adder.start()
+    try:
+        assert paused.wait(timeout=30)
+        store.put(content(CHUNK_SIZE + 1, seed=16))  # takes and releases the shared lock
+
+        # What another process's gc does: open the lock file and ask for it exclusively.
+        with open(store.root / "lock", "rb") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        resume.set()
+        adder.join()
+
+    assert results == [cid_of(content(3 * CHUNK_SIZE, seed=15))]
+
+
+def test_reads_over_max_bytes_are_refused_from_the_root_alone(store: EmbeddedStore) -> None:
+    data = content(3 * CHUNK_SIZE, seed=17)
+    cid = store.put(data)
+    assert store.get(cid, max_bytes=len(data)) == data
+    for leaf in (store.root / "blocks").rglob("*"):  # only the root node is left to read
+        if leaf.is_file() and leaf.stat().st_size == CHUNK_SIZE:
+            leaf.unlink()
+
+    with pytest.raises(ContentTooLargeError) as caught:
+        store.get(cid, max_bytes=len(data) - 1)
+    with pytest.raises(ContentTooLargeError):
+        next(store.get_stream(cid, max_bytes=10))
+
+    assert (caught.value.cid, caught.value.size, caught.value.limit) == (
+        cid,
+        len(data),
+        len(data) - 1,
+    )
+    assert cid in str(caught.value)
+    assert str(len(data) - 1) in str(caught.value)
+
+
+def test_a_single_block_over_max_bytes_is_refused(store: EmbeddedStore) -> None:
+    cid = store.put(b"eleven byte")
+
+    assert store.get(cid, max_bytes=11) == b"eleven byte"
+    with pytest.raises(ContentTooLargeError, match="11 bytes"):
+        store.get(cid, max_bytes=10)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from flare.node.store import embedded
+from flare.node.store import embedded, files
 from flare.node.store.embedded import EmbeddedStore
 from flare.protocol.cid import CODEC_RAW, Cid, StorageIntegrityError
-from flare.protocol.store import BlockNotFoundError, StorageFullError
+from flare.protocol.store import BlockNotFoundError, StorageFullError, StoreIOError
 from flare.protocol.unixfs import CHUNK_SIZE
 
 
@@ -223,3 +223,97 @@ def test_a_killed_add_leaves_only_whole_blocks_and_no_pin(tmp_path: Path) -> Non
         store.gc()
         assert block_files(root) == []
         assert list((root / "tmp").iterdir()) == []
+
+
+def test_an_add_keeps_a_same_size_torn_block_until_a_read_moves_it_aside(
+    store: EmbeddedStore,
+) -> None:
+    data = content(2 * CHUNK_SIZE, seed=18)
+    cid = store.put(data)
+    _, path = leaf_path(store, data, 0)
+    path.write_bytes(b"\0" * CHUNK_SIZE)  # what a power loss can leave: right size, wrong bytes
+
+    store.put(data)  # sizes match: the add does not re-read the block
+    assert path.read_bytes() == b"\0" * CHUNK_SIZE
+    with pytest.raises(StorageIntegrityError):
+        store.get(cid)  # the read moves it to corrupt/ ...
+    store.put(data)  # ... and the next add rewrites it
+
+    assert store.get(cid) == data
+
+
+class VanishingBlocks:
+    """The `os` module, except that the first block gc unlinks was just moved away by a reader."""
+
+    def __init__(self, corrupt: Path) -> None:
+        self.corrupt = corrupt
+        self.moved: list[str] = []
+
+    def unlink(self, path: str) -> None:
+        if not self.moved and "/blocks/" in path:
+            self.moved.append(path)
+            os.replace(path, self.corrupt / "moved-aside")
+        os.unlink(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def test_gc_skips_a_block_that_vanishes_under_it(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(content(CHUNK_SIZE * 2 + 5, seed=19), pin=False)  # 3 leaves and a root node
+    vanishing = VanishingBlocks(store.root / "corrupt")
+    monkeypatch.setattr(files, "os", vanishing)  # where gc deletes files
+
+    report = store.gc()
+
+    assert len(vanishing.moved) == 1
+    assert report.removed_blocks == 3
+    assert block_files(store.root) == []
+
+
+def test_gc_leaves_what_is_not_a_shard_of_blocks_alone(store: EmbeddedStore) -> None:
+    kept = store.put(content(CHUNK_SIZE + 1, seed=20))
+    store.put(content(CHUNK_SIZE + 2, seed=21), pin=False)
+    stray = store.root / "blocks" / "NOTES.txt"
+    stray.write_text("not a block")
+    (store.root / "blocks" / "link").symlink_to(store.root / "pins")
+
+    report = store.gc()
+
+    assert report.removed_blocks == 3
+    assert stray.read_text() == "not a block"
+    assert store.has(kept)
+
+
+def test_gc_turns_other_os_errors_into_a_store_error(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(b"garbage", pin=False)
+
+    class ReadOnly:
+        def unlink(self, path: str) -> None:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+    monkeypatch.setattr(files, "os", ReadOnly())
+
+    with pytest.raises(StoreIOError, match="cannot collect garbage") as caught:
+        store.gc()
+
+    assert str(store.root) in str(caught.value)
+
+
+def test_gc_removes_a_pin_write_cut_short_and_keeps_the_pins(store: EmbeddedStore) -> None:
+    cid = store.put(b"pinned")
+    leftover = store.root / "pins" / f".{cid}.0123abcd.tmp"
+    leftover.write_bytes(b"")
+
+    store.gc()
+
+    assert not leftover.exists()
+    assert store.pins() == [cid]
+    assert store.get(cid) == b"pinned"

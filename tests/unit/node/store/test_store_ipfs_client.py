@@ -17,7 +17,7 @@ from ipfshttpclient import exceptions as ipfs_errors
 
 from flare.node.store.ipfs import DaemonError, IpfsStore, api_multiaddr
 from flare.protocol.cid import CODEC_RAW, Cid, StorageIntegrityError
-from flare.protocol.store import BlockNotFoundError, StoreUnavailableError
+from flare.protocol.store import BlockNotFoundError, ContentTooLargeError, StoreUnavailableError
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
 
 pytestmark = pytest.mark.filterwarnings(
@@ -197,3 +197,48 @@ def test_gc_counts_removed_blocks_and_surfaces_errors() -> None:
     assert fake_store(repo_gc=lambda: removed).gc().removed_blocks == 2
     with pytest.raises(DaemonError, match="disk"):
         fake_store(repo_gc=lambda: [{"Error": "disk on fire"}]).gc()
+
+
+def test_an_unpin_that_fails_after_a_misnamed_add_keeps_the_integrity_error() -> None:
+    other = Cid.of_block(CODEC_RAW, b"not these bytes").text
+    adds: list[int] = []
+
+    def add(*_: Any, **__: Any) -> dict[str, str]:
+        adds.append(1)
+        return {"Hash": other}
+
+    def unreachable(*_: Any, **__: Any) -> None:
+        raise ipfs_errors.ConnectionError("connection refused")
+
+    for pin_rm in (refused("pin store is locked"), unreachable):
+        adds.clear()
+        store = fake_store(add=add, pin_rm=pin_rm)
+
+        with pytest.raises(StorageIntegrityError, match="hash to") as caught:
+            store.put(b"these bytes")
+
+        assert adds == [1]  # a failed clean-up never re-runs the add
+        assert caught.value.hint is not None
+        assert f"its pin on {other} could not be removed" in caught.value.hint
+
+
+def test_a_read_over_max_bytes_fetches_only_the_root() -> None:
+    data = bytes(range(256)) * (3 * CHUNK_SIZE // 256)
+    blocks: dict[str, bytes] = {}
+    hasher = FileHasher(lambda block: blocks.__setitem__(block.cid.text, bytes(block.data)))
+    hasher.update(data)
+    root = hasher.finish()
+    fetched: list[str] = []
+
+    def block_get(cid: str, **_: Any) -> bytes:
+        fetched.append(cid)
+        return blocks[cid]
+
+    store = fake_store(block_get=block_get)
+
+    with pytest.raises(ContentTooLargeError) as caught:
+        store.get(root.text, max_bytes=len(data) - 1)
+
+    assert fetched == [root.text]
+    assert caught.value.size == len(data)
+    assert store.get(root.text, max_bytes=len(data)) == data

@@ -1,18 +1,20 @@
-"""All-or-nothing file writes and the read-ahead used by both backends."""
+"""All-or-nothing file writes, the read-ahead used by both backends, and store-to-store copies."""
 
 from __future__ import annotations
 
 import errno
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from flare.node.store.files import read_chunks, write_file_atomically
 from flare.node.store.pipeline import ReadAhead
+from flare.node.store.transfer import transfer
 from flare.protocol.cid import CODEC_DAG_PB, CODEC_RAW, Cid
-from flare.protocol.store import StorageFullError, StoreIOError
+from flare.protocol.store import StorageFullError, StoreIOError, StoreUnavailableError
 
 
 def test_atomic_write_replaces_the_target_only_when_complete(tmp_path: Path) -> None:
@@ -130,3 +132,50 @@ def test_readahead_hands_errors_to_the_reader() -> None:
     with pytest.raises(LookupError, match=leaves[1].text):
         reader.fetch(leaves[1])
     reader.close()
+
+
+class _Source:
+    """A source store whose stream records whether it was closed."""
+
+    location = "source"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def get_stream(self, cid: str, **_: object) -> Generator[bytes, None, None]:
+        try:
+            while True:
+                yield b"x" * 1000
+        finally:
+            self.closed = True
+
+
+class _BrokenTarget:
+    location = "target"
+
+    def put_stream(self, stream: BinaryIO, **_: object) -> str:
+        stream.read(10)
+        raise StoreIOError("cannot write block under target: disk went away")
+
+
+def test_transfer_closes_the_source_stream_when_the_target_fails() -> None:
+    source = _Source()
+
+    with pytest.raises(StoreIOError, match="disk went away") as caught:
+        transfer(Cid.of_block(CODEC_RAW, b"x").text, source, _BrokenTarget())  # type: ignore[arg-type]
+
+    # Closed by transfer itself, not by collection: the traceback held here keeps its frame.
+    assert source.closed
+    assert caught.value.__traceback__ is not None
+
+
+def test_a_source_error_keeps_its_type_even_when_it_is_an_os_error(tmp_path: Path) -> None:
+    def pieces() -> Iterator[bytes]:
+        yield b"some"
+        raise StoreUnavailableError("/ip4/127.0.0.1/tcp/5001/http", 3, "Connection refused")
+
+    with pytest.raises(StoreUnavailableError) as caught:
+        write_file_atomically(tmp_path / "out", pieces())
+
+    assert caught.value.exit_code == 3
+    assert list(tmp_path.iterdir()) == []
