@@ -33,11 +33,11 @@ from typing import BinaryIO
 from flare.node.atomic import fsync_directory, write_file_atomically
 from flare.node.store.files import entries, io_error, remove_file
 from flare.node.store.lock import StoreLock
-from flare.node.store.pipeline import ImportIO, ReadAhead
+from flare.node.store.pipeline import ImportIO, stream_file
 from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError, verify_block
 from flare.protocol.dagpb import block_links
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress
-from flare.protocol.unixfs import Block, FileHasher, file_size, iter_file
+from flare.protocol.unixfs import Block, FileHasher, file_size
 
 __all__ = ["EmbeddedStore"]
 
@@ -144,17 +144,13 @@ class EmbeddedStore:
     def _stream(
         self, root: Cid, progress: Progress | None, max_bytes: int | None
     ) -> Generator[bytes, None, None]:
-        reader = ReadAhead(lambda block: self._read(root, block))
         try:
-            for piece in iter_file(root, reader.fetch, hint=reader.hint, max_bytes=max_bytes):
-                if progress is not None:
-                    progress(len(piece))
-                yield piece
+            yield from stream_file(
+                root, lambda block: self._read(root, block), progress=progress, max_bytes=max_bytes
+            )
         except StorageIntegrityError as error:
             self._quarantine(Cid.parse(error.cid))
             raise
-        finally:
-            reader.close()
 
     def size(self, cid: str) -> int:
         root = Cid.parse(cid)

@@ -22,11 +22,11 @@ from typing import BinaryIO, TypeVar
 import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_errors
 
-from flare.node.store.pipeline import ReadAhead
+from flare.node.store.pipeline import stream_file
 from flare.protocol.cid import Cid, StorageIntegrityError, decode_cid, encode_cid
 from flare.protocol.errors import FlareError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
-from flare.protocol.unixfs import CHUNK_SIZE, FileHasher, file_size, iter_file
+from flare.protocol.unixfs import CHUNK_SIZE, FileHasher, file_size
 
 __all__ = ["DaemonError", "IpfsStore", "api_multiaddr"]
 
@@ -138,14 +138,14 @@ class IpfsStore:
     def _stream(
         self, root: Cid, progress: Progress | None, max_bytes: int | None
     ) -> Generator[bytes, None, None]:
-        reader = ReadAhead(lambda block: self._block(root, block), workers=4, window=16)
-        try:
-            for piece in iter_file(root, reader.fetch, hint=reader.hint, max_bytes=max_bytes):
-                if progress is not None:
-                    progress(len(piece))
-                yield piece
-        finally:
-            reader.close()
+        return stream_file(
+            root,
+            lambda block: self._block(root, block),
+            progress=progress,
+            max_bytes=max_bytes,
+            workers=4,
+            window=16,
+        )
 
     def size(self, cid: str) -> int:
         root = Cid.parse(cid)

@@ -18,14 +18,15 @@ import mmap
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from flare.protocol.cid import CODEC_RAW, Cid
-from flare.protocol.unixfs import CHUNK_SIZE, Block
+from flare.protocol.store import Progress
+from flare.protocol.unixfs import CHUNK_SIZE, Block, iter_file
 
-__all__ = ["ImportIO", "ReadAhead"]
+__all__ = ["ImportIO", "ReadAhead", "stream_file"]
 
 # Buffers of finished imports, kept for the next one: faulting 4 MiB of fresh pages in costs
 # about as much as hashing 3 MiB. A few are kept, for imports running side by side.
@@ -82,6 +83,29 @@ class ReadAhead:
             future.cancel()
         self._running.clear()
         self._planned.clear()
+
+
+def stream_file(
+    root: Cid,
+    fetch: Callable[[Cid], bytes],
+    *,
+    progress: Progress | None = None,
+    max_bytes: int | None = None,
+    workers: int = 1,
+    window: int = 8,
+) -> Generator[bytes, None, None]:
+    """The verified pieces of the file under `root`, its blocks fetched ahead by `fetch`.
+
+    The one read path of every store: they differ only in how a block is fetched.
+    """
+    reader = ReadAhead(fetch, workers=workers, window=window)
+    try:
+        for piece in iter_file(root, reader.fetch, hint=reader.hint, max_bytes=max_bytes):
+            if progress is not None:
+                progress(len(piece))
+            yield piece
+    finally:
+        reader.close()
 
 
 class ImportIO:
