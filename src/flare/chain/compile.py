@@ -8,16 +8,15 @@ file, so a test can tell that the committed artifact is stale and a node never n
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils.crypto import keccak
 
+from flare.chain.files import write_atomically
 from flare.protocol.errors import ConfigError, FlareError, IntegrityError
 
 CONTRACT_NAME = "FlareRounds"
@@ -144,14 +143,9 @@ def write_artifact(artifact: dict[str, Any], path: Path) -> None:
 
     Raises `ArtifactFileError` when the file cannot be written.
     """
-    tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(render_artifact(artifact))
-        os.replace(tmp, path)
+        write_atomically(path, render_artifact(artifact))
     except OSError as error:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ArtifactFileError(
             f"cannot write the contract artifact {path}: {error.strerror or error}",
             hint="check that the checkout is writable and the disk has free space",

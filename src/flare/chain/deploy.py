@@ -7,9 +7,7 @@ constructor parameters. The RPC URL is deliberately not stored: it may carry an 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from web3 import Web3
 
 from flare.chain.artifact import Artifact, load_artifact
+from flare.chain.files import write_atomically
 from flare.chain.ledger import Web3Ledger, checksum
 from flare.chain.reverts import RevertDecoder
 from flare.chain.transact import Transactor
@@ -61,14 +60,9 @@ class Deployment:
         Raises `DeploymentFileError` when the file cannot be written (no such directory, no
         permission, disk full).
         """
-        tmp = path.with_suffix(path.suffix + ".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(self.render())
-            os.replace(tmp, path)
+            write_atomically(path, self.render().encode())
         except OSError as error:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise DeploymentFileError(
                 f"cannot write the deployment record {path}: {error.strerror or error}",
                 hint="check that its directory is writable and the disk has free space",
