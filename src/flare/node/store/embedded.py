@@ -2,40 +2,51 @@
 
 Layout under the store directory (by default `<node home>/store`):
 
-    blocks/<2 hex>/<sha2-256 hex>  one file per block, exactly its bytes (keyed by multihash,
-                                   as Kubo's flatfs does: the same bytes are one block)
-    pins/<cid>                     one empty file per recursive pin; survives restarts
-                                   (written atomically: `.<cid>.<hex>.tmp` until complete)
-    tmp/                           blocks being written; renamed into blocks/ when complete
-    corrupt/                       blocks that failed verification on read, for inspection
-    lock                           flock: adds and pins share it, gc takes it alone
+    packs/<name>.pack   blocks appended one after another, with an index at the end
+                        (`flare.node.store.packs`); keyed by sha2-256 digest, as Kubo's
+                        flatfs keys blocks by multihash: the same bytes are one block
+    pins/<cid>          one empty file per recursive pin; survives restarts
+                        (written atomically: `.<cid>.<hex>.tmp` until complete)
+    tmp/                packs being written; renamed into packs/ when complete
+    bad                 `pack offset` of each stored block found corrupt on read
+    lock                flock: adds and pins share it, gc takes it alone
 
-A block becomes visible by `rename` once fully written, so a crash or a full disk never leaves
-a partial block under a CID. Every read re-hashes. Blocks are not fsynced one by one by default
-(that costs ~20x on a 256 KiB block); after a power loss a torn block fails verification on its
-next read and is moved to corrupt/, after which adding the file again rewrites it. (An add does
-not re-read blocks already there: it keeps any block file of the right size.) `fsync=True` syncs
-every block and directory, as Kubo's flatfs does. Pins are always synced.
-Several processes, and several threads of one, may share a store (see `lock.StoreLock`).
+A put appends its new blocks to a pack in tmp/ and renames it into packs/ once every block
+and the index are written (every 256 MiB for large files), so a crash or a full disk never
+leaves a partial block under a CID: only a `.part` file that gc removes. Every read re-hashes.
+Packs are not fsynced by default; after a power loss a torn block fails verification on its
+next read, its location is listed in `bad`, and adding the file again writes it anew. (An add
+does not re-read blocks already there: a block counts as present until a read finds it bad.)
+`fsync=True` syncs every pack and its directory before it becomes visible. Pins are always
+synced. Several processes, and several threads of one, may share a store (see `lock.StoreLock`);
+readers take no lock, and re-read the pack listing when gc has moved a block under them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
-import itertools
 import os
-import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import BinaryIO
 
 from flare.node.atomic import fsync_directory, write_file_atomically
-from flare.node.store.files import entries, io_error, remove_file
+from flare.node.store.files import entries, io_error, remove_file, remove_path
 from flare.node.store.lock import StoreLock
+from flare.node.store.packs import (
+    SEGMENT_BYTES,
+    Entry,
+    Location,
+    PackIndex,
+    PackWriter,
+    read_block,
+)
 from flare.node.store.pipeline import ImportIO, stream_file
 from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError, verify_block
 from flare.protocol.dagpb import block_links
+from flare.protocol.errors import FlareError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress
 from flare.protocol.unixfs import Block, FileHasher, file_size
 
@@ -47,34 +58,32 @@ _QUEUE_BLOCKS = 16  # chunk buffers, read or hashed but not yet written: 4 MiB
 class EmbeddedStore:
     """A `BlobStore` in a directory; safe to share between processes on one machine."""
 
-    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, fsync: bool = False, segment_bytes: int = SEGMENT_BYTES
+    ) -> None:
         self.root = Path(root).expanduser()
         self._fsync = fsync
-        self._blocks = self.root / "blocks"
+        self._segment_bytes = segment_bytes
         self._pins = self.root / "pins"
-        self._tmp = self.root / "tmp"
-        self._corrupt = self.root / "corrupt"
-        # Plain strings on the per-block paths: pathlib would cost more than a 256 KiB read.
-        self._blocks_name = str(self._blocks)
-        self._tmp_name = str(self._tmp)
-        self._shards: set[str] = set()
-        # Temporary names unique across processes and store objects, cheaper than a uuid per block.
-        self._writer_tag = f"{os.getpid()}-{id(self):x}-{uuid.uuid4().hex[:8]}"
-        self._serial = itertools.count()
+        self._tmp_name = str(self.root / "tmp")
         try:
-            for directory in (self._blocks, self._pins, self._tmp, self._corrupt):
+            for directory in (self.root / "packs", self._pins, self.root / "tmp"):
                 directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise io_error(error, str(self.root), "create the store directories") from error
+        self._index = PackIndex(str(self.root / "packs"), str(self.root / "bad"))
         self._lock = StoreLock(str(self.root / "lock"), str(self.root))
 
     @property
     def location(self) -> str:
         return str(self.root)
 
-    def block_path(self, cid: Cid) -> Path:
-        """Where the block named `cid` lives (whether or not it is there)."""
-        return Path(self._block_name(cid))
+    def locate(self, cid: Cid) -> tuple[Path, int, int] | None:
+        """Where the bytes of block `cid` are stored: (pack file, offset, length), or None."""
+        found = self._find(cid)
+        if found is None:
+            return None
+        return Path(self._index.path(found.pack)), found.offset, found.length
 
     # ------------------------------------------------------------------ writing
 
@@ -86,50 +95,23 @@ class EmbeddedStore:
     ) -> str:
         # The shared lock spans the blocks and the pin: gc cannot run between them.
         with self._lock.held(exclusive=False):
-            with ImportIO(stream, self.write_block, depth=_QUEUE_BLOCKS) as spool:
-                hasher = FileHasher(spool.submit, copy_chunks=False)
-                for chunk in spool.chunks():
-                    hasher.update(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-                root = hasher.finish()
+            self._refresh()  # blocks other processes stored meanwhile are not written again
+            appender = _Appender(self)
+            try:
+                with ImportIO(stream, appender.write, depth=_QUEUE_BLOCKS) as spool:
+                    hasher = FileHasher(spool.submit, copy_chunks=False)
+                    for chunk in spool.chunks():
+                        hasher.update(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+                    root = hasher.finish()
+                appender.commit()
+            except BaseException:
+                appender.abort()
+                raise
             if pin:
                 self._write_pin(root)
         return root.text
-
-    def write_block(self, block: Block) -> None:
-        """Store one block unless an intact-looking copy (same size) is already there."""
-        path = self._block_name(block.cid)
-        try:
-            if os.stat(path).st_size == len(block.data):
-                return
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            raise io_error(error, self.location, f"inspect block {block.cid}") from error
-        shard = os.path.dirname(path)
-        serial = next(self._serial)
-        temporary = f"{self._tmp_name}/{block.cid.digest.hex()}.{self._writer_tag}.{serial}.part"
-        try:
-            if shard not in self._shards:
-                os.makedirs(shard, exist_ok=True)
-                self._shards.add(shard)
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
-            try:
-                view = memoryview(block.data)
-                while view:
-                    view = view[os.write(descriptor, view) :]
-                if self._fsync:
-                    os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.replace(temporary, path)
-            if self._fsync:
-                fsync_directory(shard)
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise io_error(error, self.location, f"write block {block.cid}") from error
 
     # ------------------------------------------------------------------ reading
 
@@ -165,29 +147,35 @@ class EmbeddedStore:
         return True
 
     def _read(self, root: Cid, cid: Cid) -> bytes:
-        try:
-            descriptor = os.open(self._block_name(cid), os.O_RDONLY | os.O_CLOEXEC)
+        """The stored bytes of block `cid` of `root`'s file, unverified (the walk verifies)."""
+        for attempt in range(2):
+            found = self._find(cid)
+            if found is None:
+                break
             try:
-                size = os.fstat(descriptor).st_size
-                data = os.read(descriptor, size)
-                while len(data) < size and (more := os.read(descriptor, size - len(data))):
-                    data += more
-                return data
-            finally:
-                os.close(descriptor)
-        except FileNotFoundError:
-            raise BlockNotFoundError(root.text, self.location, block=cid.text) from None
-        except OSError as error:
-            raise io_error(error, self.location, f"read block {cid}") from error
+                return read_block(self._index.path(found.pack), found.offset, found.length)
+            except FileNotFoundError:
+                if attempt == 0:  # a gc rewrote the pack since this store looked: look again
+                    self._refresh()
+            except OSError as error:
+                raise io_error(error, self.location, f"read block {cid}") from error
+        raise BlockNotFoundError(root.text, self.location, block=cid.text)
 
-    def _reachable(self, root: Cid) -> set[str]:
-        """File names of every block of `root`'s DAG; inner nodes are read and verified."""
-        seen: set[str] = set()
+    def _find(self, cid: Cid) -> Location | None:
+        """The block's location, looking at the packs on disk again if it is not known yet."""
+        found = self._index.lookup(cid.digest)
+        if found is None:
+            self._refresh()
+            found = self._index.lookup(cid.digest)
+        return found
+
+    def _reachable(self, root: Cid) -> set[bytes]:
+        """Digests of every block of `root`'s DAG; inner nodes are read and verified."""
+        seen: set[bytes] = set()
         todo = [root]
         while todo:
             cid = todo.pop()
-            name = cid.digest.hex()
-            if name in seen:
+            if cid.digest in seen:
                 continue
             if cid.codec == CODEC_DAG_PB:
                 data = self._read(root, cid)
@@ -197,19 +185,32 @@ class EmbeddedStore:
                     self._quarantine(cid)
                     raise
                 todo.extend(block_links(cid, data))
-            elif not os.path.exists(self._block_name(cid)):
+            elif self._find(cid) is None:
                 raise BlockNotFoundError(root.text, self.location, block=cid.text)
-            seen.add(name)
+            seen.add(cid.digest)
         return seen
 
     def _quarantine(self, cid: Cid) -> None:
-        """Move a block that fails its hash out of blocks/, so adding the file again repairs it."""
-        path = self._block_name(cid)
+        """Stop using a stored block that fails its hash, so that adding the file rewrites it.
+
+        A block cut short means its pack was torn: the pack's index is read again, which
+        keeps its whole records only. Other bad bytes are listed in `bad`. Takes no lock,
+        like every read: a gc running meanwhile may drop the line, which costs nothing but
+        finding the block bad again on its next read.
+        """
+        found = self._index.lookup(cid.digest)
+        if found is None:
+            return
+        path = self._index.path(found.pack)
         try:
-            verify_block(cid, Path(path).read_bytes())
+            data = read_block(path, found.offset, found.length)
+            if len(data) < found.length:
+                self._index.reload(found.pack)
+                return
+            verify_block(cid, data)
         except StorageIntegrityError:
             with contextlib.suppress(OSError):
-                os.replace(path, self._corrupt / f"{cid.text}.{uuid.uuid4().hex}")
+                self._index.mark_bad(found)
         except OSError:
             return
 
@@ -239,33 +240,70 @@ class EmbeddedStore:
         return sorted(name for name in names if name.startswith("b"))
 
     def gc(self) -> GcReport:
-        """Delete blocks no pin reaches, leftovers of interrupted writes and quarantined blocks.
+        """Delete blocks no pin reaches, leftovers of interrupted writes and bad copies.
 
+        A pack holding nothing live is deleted; one holding some live blocks is rewritten with
+        only those, each hashed again on the way (a copy that fails is dropped), and deleted
+        once the new pack is in place. A crash in between leaves two copies, never none.
         Refuses (BlockNotFoundError) while some pinned content is incomplete, rather than
-        guess which blocks the missing nodes would have kept. Readers take no lock, so a file
-        may vanish under gc (a reader moved a corrupt block aside): it is skipped. Anything in
-        blocks/ that is not a shard directory of files is not the store's, and is left alone.
+        guess which blocks the missing nodes would have kept. Files in packs/ not named
+        `*.pack` are not the store's, and are left alone.
         """
         removed = freed = 0
         with self._lock.held(exclusive=True):
-            live: set[str] = set()
-            for text in self.pins():
-                live |= self._reachable(Cid.parse(text))
             try:
-                for shard in entries(self._blocks_name, directories=True):
-                    for entry in entries(shard.path, directories=False):
-                        if entry.name not in live and (size := remove_file(entry)) is not None:
-                            freed += size
-                            removed += 1
-                for directory in (self._tmp_name, str(self._corrupt)):
-                    for entry in entries(directory, directories=False):
-                        freed += remove_file(entry) or 0
+                self._refresh()
+                live: set[bytes] = set()
+                for text in self.pins():
+                    live |= self._reachable(Cid.parse(text))
+                dropped: list[str] = []
+                for pack, held in self._index.packs().items():
+                    keep = [entry for entry in held if self._is_live(pack, entry, live)]
+                    if len(keep) == len(held):
+                        continue
+                    copied = self._rewrite(pack, keep) if keep else 0
+                    removed += len(held) - copied
+                    dropped.append(pack)
+                for pack in dropped:
+                    freed += self._delete_pack(pack)
+                for entry in entries(self._tmp_name, directories=False):
+                    freed += remove_file(entry) or 0
                 for entry in entries(str(self._pins), directories=False):
                     if entry.name.startswith(".") and entry.name.endswith(".tmp"):
                         remove_file(entry)  # a pin write cut short (pins are written beside them)
+                self._index.prune_bad()
+            except FlareError:
+                raise  # content incomplete, a full disk: already worded for the user
             except OSError as error:
                 raise io_error(error, self.location, "collect garbage") from error
         return GcReport(removed_blocks=removed, freed_bytes=freed)
+
+    def _is_live(self, pack: str, entry: Entry, live: set[bytes]) -> bool:
+        """Pinned, and the copy reads use (not a duplicate, not a copy found bad)."""
+        return entry.digest in live and self._index.lookup(entry.digest) == Location(
+            pack, entry.offset, entry.length
+        )
+
+    def _rewrite(self, pack: str, keep: list[Entry]) -> int:
+        """Copy the intact blocks among `keep` to new packs; how many were copied."""
+        path = self._index.path(pack)
+        appender = _Appender(self, dedupe=False)
+        try:
+            for entry in keep:
+                data = read_block(path, entry.offset, entry.length)
+                if hashlib.sha256(data).digest() == entry.digest:
+                    appender.append(entry.digest, data)
+            appender.commit()
+        except BaseException:
+            appender.abort()
+            raise
+        return appender.count
+
+    def _delete_pack(self, pack: str) -> int:
+        """Remove a pack; its size, or 0 if it was already gone."""
+        size = remove_path(self._index.path(pack)) or 0
+        self._index.forget(pack)
+        return size
 
     def close(self) -> None:
         """Nothing to release: locks are held only for the duration of each call."""
@@ -278,9 +316,11 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _block_name(self, cid: Cid) -> str:
-        digest = cid.digest.hex()
-        return f"{self._blocks_name}/{digest[:2]}/{digest}"
+    def _refresh(self) -> None:
+        try:
+            self._index.refresh()
+        except OSError as error:
+            raise io_error(error, self.location, "list the packs") from error
 
     def _write_pin(self, root: Cid) -> None:
         """An empty marker file, synced with its directory: a pin must survive a power cut."""
@@ -288,3 +328,58 @@ class EmbeddedStore:
             write_file_atomically(self._pins / root.text, b"", fsync=True)
         except OSError as error:
             raise io_error(error, self.location, f"pin {root}") from error
+
+
+class _Appender:
+    """The new blocks of one put (or gc rewrite), appended to packs of up to a segment each.
+
+    A put calls `write` on the import's I/O thread; blocks the store already has, or that this
+    put has just written, are skipped. Full segments are committed as they fill, the last one
+    by `commit`; `abort` removes the one being written.
+    """
+
+    def __init__(self, store: EmbeddedStore, *, dedupe: bool = True) -> None:
+        self._store = store
+        self._dedupe = dedupe
+        self._writer: PackWriter | None = None
+        self._written: set[bytes] = set()
+        self.count = 0
+
+    def write(self, block: Block) -> None:
+        digest = block.cid.digest
+        if self._dedupe and (
+            digest in self._written or self._store._index.lookup(digest) is not None
+        ):
+            return
+        try:
+            self.append(digest, block.data)
+        except OSError as error:
+            raise io_error(error, self._store.location, f"write block {block.cid}") from error
+
+    def append(self, digest: bytes, data: bytes | memoryview) -> None:
+        store = self._store
+        if self._writer is None:
+            self._writer = PackWriter(store._tmp_name, store._index.directory, fsync=store._fsync)
+        self._writer.append(digest, data)
+        self._written.add(digest)
+        self.count += 1
+        if self._writer.size >= store._segment_bytes:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            held = writer.commit()
+        except BaseException as error:
+            writer.abort()
+            if isinstance(error, OSError):
+                raise io_error(error, self._store.location, "store a pack of blocks") from error
+            raise
+        self._store._index.add(writer.name, held)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None

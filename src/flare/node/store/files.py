@@ -20,7 +20,14 @@ from flare.protocol.errors import FlareError
 from flare.protocol.store import StorageFullError, StoreIOError
 from flare.protocol.unixfs import CHUNK_SIZE
 
-__all__ = ["entries", "io_error", "read_chunks", "remove_file", "write_file_atomically"]
+__all__ = [
+    "entries",
+    "io_error",
+    "read_chunks",
+    "remove_file",
+    "remove_path",
+    "write_file_atomically",
+]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -68,9 +75,14 @@ def entries(directory: str, *, directories: bool) -> list[os.DirEntry[str]]:
 
 def remove_file(entry: os.DirEntry[str]) -> int | None:
     """Delete a file and return its size; None when it vanished first (another process)."""
+    return remove_path(entry.path)
+
+
+def remove_path(path: str) -> int | None:
+    """Delete the file at `path` and return its size; None when it vanished first."""
     try:
-        size = entry.stat(follow_symlinks=False).st_size
-        os.unlink(entry.path)
+        size = os.stat(path, follow_symlinks=False).st_size
+        os.unlink(path)
     except FileNotFoundError:
         return None
     return size

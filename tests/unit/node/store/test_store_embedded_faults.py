@@ -1,22 +1,23 @@
-"""The embedded store when things go wrong: corrupt or truncated blocks, a full disk, a source
+"""The embedded store when things go wrong: corrupt blocks, torn packs, a full disk, a source
 that dies, a process killed mid-add. Nothing half-written may ever become visible."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import random
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flare.node.store import embedded, files
+from flare.node.store import files, packs
 from flare.node.store.embedded import EmbeddedStore
 from flare.protocol.cid import CODEC_RAW, Cid, StorageIntegrityError
 from flare.protocol.store import BlockNotFoundError, StorageFullError, StoreIOError
@@ -33,52 +34,103 @@ def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
         yield opened
 
 
-def block_files(root: Path) -> list[Path]:
-    return sorted(path for path in (root / "blocks").rglob("*") if path.is_file())
+def pack_files(root: Path) -> list[Path]:
+    return sorted(path for path in (root / "packs").iterdir() if path.is_file())
 
 
-def leaf_path(store: EmbeddedStore, data: bytes, index: int) -> tuple[Cid, Path]:
-    leaf = Cid.of_block(CODEC_RAW, data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE])
-    return leaf, store.block_path(leaf)
+def leaf_of(data: bytes, index: int) -> Cid:
+    return Cid.of_block(CODEC_RAW, data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE])
 
 
-def test_a_corrupt_block_is_rejected_moved_aside_and_repaired_by_adding_again(
+def overwrite(store: EmbeddedStore, block: Cid, data: bytes | None = None) -> None:
+    """Replace a stored block's bytes in place (zeros by default), as a bad disk would."""
+    found = store.locate(block)
+    assert found is not None
+    pack, offset, length = found
+    with open(pack, "r+b") as stored:
+        stored.seek(offset)
+        stored.write(bytes(length) if data is None else data)
+
+
+def cut_inside(store: EmbeddedStore, block: Cid, keep: int) -> None:
+    """Truncate the block's pack `keep` bytes into the block, as a power loss can."""
+    found = store.locate(block)
+    assert found is not None
+    pack, offset, _ = found
+    os.truncate(pack, offset + keep)
+
+
+def test_a_corrupt_block_is_rejected_listed_as_bad_and_repaired_by_adding_again(
     store: EmbeddedStore,
 ) -> None:
     data = content(3 * CHUNK_SIZE, seed=7)
     cid = store.put(data)
-    leaf, path = leaf_path(store, data, 1)
-    path.write_bytes(b"\0" * CHUNK_SIZE)
+    leaf = leaf_of(data, 1)
+    overwrite(store, leaf)
 
     with pytest.raises(StorageIntegrityError) as caught:
         store.get(cid)
 
     assert caught.value.cid == leaf.text
-    assert not path.exists()
-    assert [entry.name.split(".")[0] for entry in (store.root / "corrupt").iterdir()] == [leaf.text]
+    assert store.locate(leaf) is None  # listed as bad: a missing block until written again
+    assert not store.has(cid)
     assert store.put(data) == cid
     assert store.get(cid) == data
 
 
-def test_a_truncated_block_is_rejected_and_rewritten_by_the_next_add(
-    store: EmbeddedStore,
-) -> None:
+def test_blocks_found_bad_stay_bad_for_other_processes(tmp_path: Path) -> None:
+    data = content(2 * CHUNK_SIZE, seed=22)
+    with EmbeddedStore(tmp_path / "store") as first:
+        cid = first.put(data)
+        overwrite(first, leaf_of(data, 0))
+        with pytest.raises(StorageIntegrityError):
+            first.get(cid)
+
+    with EmbeddedStore(tmp_path / "store") as second:
+        assert not second.has(cid)
+        packs_before = len(pack_files(second.root))
+        assert second.put(data) == cid  # the bad block is written again, in a new pack
+        assert len(pack_files(second.root)) == packs_before + 1
+        assert second.get(cid) == data
+        assert second.gc().removed_blocks == 1  # the bad copy
+        assert (second.root / "bad").exists() is False
+        assert second.get(cid) == data
+
+
+def test_a_torn_pack_is_rejected_and_rewritten_by_the_next_add(store: EmbeddedStore) -> None:
     data = content(2 * CHUNK_SIZE + 1, seed=8)
     cid = store.put(data)
-    leaf, path = leaf_path(store, data, 0)
-    path.write_bytes(path.read_bytes()[:1000])
+    leaf = leaf_of(data, 0)
+    cut_inside(store, leaf, keep=1000)  # the leaf, the blocks after it and the index are gone
 
-    with pytest.raises(StorageIntegrityError, match=leaf.text):
-        store.get(cid)
+    with pytest.raises(StorageIntegrityError, match=cid):
+        store.get(cid)  # the root node, written last, is the first block read
+    assert store.locate(leaf) is None  # the pack was read again: nothing of it is whole
     store.put(data)
 
     assert store.get(cid) == data
 
 
+def test_a_torn_pack_is_read_up_to_its_last_whole_block_after_a_restart(tmp_path: Path) -> None:
+    data = content(3 * CHUNK_SIZE, seed=23)
+    with EmbeddedStore(tmp_path / "store") as first:
+        cid = first.put(data)
+        cut_inside(first, leaf_of(data, 2), keep=10)
+
+    with EmbeddedStore(tmp_path / "store") as second:
+        assert second.locate(leaf_of(data, 1)) is not None  # whole: found by walking records
+        assert second.locate(leaf_of(data, 2)) is None
+        assert not second.has(cid)
+        assert second.put(data) == cid
+        assert second.get(cid) == data
+
+
 def test_a_truncated_inner_node_is_reported_by_has(store: EmbeddedStore) -> None:
     cid = store.put(content(2 * CHUNK_SIZE, seed=9))
-    path = store.block_path(Cid.parse(cid))
-    path.write_bytes(path.read_bytes()[:-3])
+    root = Cid.parse(cid)
+    found = store.locate(root)
+    assert found is not None
+    cut_inside(store, root, keep=found[2] - 3)
 
     with pytest.raises(StorageIntegrityError, match=cid):
         store.has(cid)
@@ -90,21 +142,23 @@ class FullDisk:
     def __init__(self, allowed: int) -> None:
         self.allowed = allowed
 
-    def write(self, descriptor: int, data: Any) -> int:
+    def writev(self, descriptor: int, buffers: Any) -> int:
         if self.allowed == 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.allowed -= 1
-        return os.write(descriptor, data)
+        return os.writev(descriptor, buffers)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
 
-def test_a_full_disk_fails_cleanly_and_gc_reclaims_the_rest(
-    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+def test_a_full_disk_fails_cleanly_and_gc_reclaims_the_finished_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Packs of two blocks: the first is complete when the disk fills in the second.
+    store = EmbeddedStore(tmp_path / "store", segment_bytes=2 * CHUNK_SIZE)
     data = content(6 * CHUNK_SIZE, seed=10)
-    monkeypatch.setattr(embedded, "os", FullDisk(allowed=3))
+    monkeypatch.setattr(packs, "os", FullDisk(allowed=5))  # magic, 2 blocks, index; magic, 1
 
     with pytest.raises(StorageFullError) as caught:
         store.put(data)
@@ -114,11 +168,13 @@ def test_a_full_disk_fails_cleanly_and_gc_reclaims_the_rest(
     assert isinstance(caught.value, OSError)
     assert list((store.root / "tmp").iterdir()) == []
     assert store.pins() == []
-    written = block_files(store.root)
-    assert len(written) == 3
-    for path in written:
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-    assert store.gc().removed_blocks == 3
+    [finished] = pack_files(store.root)
+    assert packs.read_pack_index(str(finished)) == [
+        packs.Entry(leaf_of(data, index).digest, 44 + index * (CHUNK_SIZE + 36), CHUNK_SIZE)
+        for index in range(2)
+    ]
+    assert store.gc().removed_blocks == 2
+    assert pack_files(store.root) == []
 
 
 class Failing(io.RawIOBase):
@@ -138,37 +194,38 @@ class Failing(io.RawIOBase):
         return b"\x07" * take
 
 
-def test_an_interrupted_source_leaves_no_partial_block_and_no_pin(store: EmbeddedStore) -> None:
+def test_an_interrupted_source_leaves_no_partial_pack_and_no_pin(store: EmbeddedStore) -> None:
     with pytest.raises(ConnectionResetError):
         store.put_stream(Failing(CHUNK_SIZE * 2 + 100))  # type: ignore[arg-type]
 
     assert list((store.root / "tmp").iterdir()) == []
     assert store.pins() == []
-    assert all(path.stat().st_size == CHUNK_SIZE for path in block_files(store.root))
+    assert pack_files(store.root) == []
 
 
 def test_gc_removes_leftovers_of_a_crashed_write(store: EmbeddedStore) -> None:
-    leftover = store.root / "tmp" / "bafkreiabc.0123.part"
-    leftover.write_bytes(b"half a block")
+    leftover = store.root / "tmp" / "0123.pack.part"
+    leftover.write_bytes(b"half a pack")
 
     report = store.gc()
 
     assert not leftover.exists()
-    assert report.freed_bytes == len(b"half a block")
+    assert report.freed_bytes == len(b"half a pack")
 
 
 def test_gc_refuses_to_run_when_pinned_content_is_incomplete(store: EmbeddedStore) -> None:
     data = content(2 * CHUNK_SIZE, seed=11)
     cid = store.put(data)
     store.put(b"unpinned", pin=False)
-    _, path = leaf_path(store, data, 1)
-    path.unlink()
-    before = block_files(store.root)
+    overwrite(store, leaf_of(data, 1))
+    with pytest.raises(StorageIntegrityError):
+        store.get(cid)  # now listed as bad: the pinned file misses a block
+    before = [(path, path.stat().st_size) for path in pack_files(store.root)]
 
     with pytest.raises(BlockNotFoundError, match=cid):
         store.gc()
 
-    assert block_files(store.root) == before
+    assert [(path, path.stat().st_size) for path in pack_files(store.root)] == before
 
 
 def test_an_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
@@ -185,11 +242,12 @@ from pathlib import Path
 from flare.node.store.embedded import EmbeddedStore
 
 class Source:
-    # 3 chunks, then a signal to the test, then a read that never returns: killed mid-add.
+    # 40 chunks (written while later ones are read), a signal to the test, then a read that
+    # never returns: killed mid-add.
     def __init__(self):
         self.sent = 0
     def read(self, size=-1):
-        if self.sent == 3:
+        if self.sent == 40:
             print("adding", flush=True)
             sys.stdin.read()
         self.sent += 1
@@ -199,7 +257,7 @@ EmbeddedStore(Path(sys.argv[1])).put_stream(Source())
 """
 
 
-def test_a_killed_add_leaves_only_whole_blocks_and_no_pin(tmp_path: Path) -> None:
+def test_a_killed_add_leaves_no_pack_and_no_pin(tmp_path: Path) -> None:
     root = tmp_path / "store"
     child = subprocess.Popen(
         [sys.executable, "-c", _CRASHING_ADD, str(root)],
@@ -218,72 +276,77 @@ def test_a_killed_add_leaves_only_whole_blocks_and_no_pin(tmp_path: Path) -> Non
 
     with EmbeddedStore(root) as store:
         assert store.pins() == []
-        for path in block_files(root):
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+        assert pack_files(root) == []
+        assert [path.suffix for path in (root / "tmp").iterdir()] == [".part"]
         store.gc()
-        assert block_files(root) == []
         assert list((root / "tmp").iterdir()) == []
 
 
-def test_an_add_keeps_a_same_size_torn_block_until_a_read_moves_it_aside(
-    store: EmbeddedStore,
-) -> None:
+def test_an_add_keeps_a_torn_block_until_a_read_finds_it_bad(store: EmbeddedStore) -> None:
     data = content(2 * CHUNK_SIZE, seed=18)
     cid = store.put(data)
-    _, path = leaf_path(store, data, 0)
-    path.write_bytes(b"\0" * CHUNK_SIZE)  # what a power loss can leave: right size, wrong bytes
+    leaf = leaf_of(data, 0)
+    overwrite(store, leaf)  # what a power loss can leave: right size, wrong bytes
 
-    store.put(data)  # sizes match: the add does not re-read the block
-    assert path.read_bytes() == b"\0" * CHUNK_SIZE
+    store.put(data)  # the block is listed: the add does not re-read it
+    found = store.locate(leaf)
+    assert found is not None
+    assert packs.read_block(str(found[0]), found[1], found[2]) == bytes(CHUNK_SIZE)
     with pytest.raises(StorageIntegrityError):
-        store.get(cid)  # the read moves it to corrupt/ ...
-    store.put(data)  # ... and the next add rewrites it
+        store.get(cid)  # the read lists it as bad ...
+    store.put(data)  # ... and the next add writes it again
 
     assert store.get(cid) == data
 
 
-class VanishingBlocks:
-    """The `os` module, except that the first block gc unlinks was just moved away by a reader."""
+def test_a_reader_follows_blocks_that_gc_moved_to_a_new_pack(tmp_path: Path) -> None:
+    data = content(3 * CHUNK_SIZE, seed=19)
+    with EmbeddedStore(tmp_path / "store") as writer, EmbeddedStore(tmp_path / "store") as reader:
+        whole = writer.put(data)
+        leaf = leaf_of(data, 1)
+        writer.pin(leaf.text)  # one leaf is content of its own
+        assert reader.has(whole)  # the reader now knows the pack by heart
+        [before] = pack_files(writer.root)
 
-    def __init__(self, corrupt: Path) -> None:
-        self.corrupt = corrupt
-        self.moved: list[str] = []
+        writer.unpin(whole)
+        report = writer.gc()
 
-    def unlink(self, path: str) -> None:
-        if not self.moved and "/blocks/" in path:
-            self.moved.append(path)
-            os.replace(path, self.corrupt / "moved-aside")
-        os.unlink(path)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
+        [after] = pack_files(writer.root)
+        assert after != before
+        assert report.removed_blocks == 3
+        assert reader.get(leaf.text) == data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+        assert not reader.has(whole)
 
 
-def test_gc_skips_a_block_that_vanishes_under_it(
-    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store.put(content(CHUNK_SIZE * 2 + 5, seed=19), pin=False)  # 3 leaves and a root node
-    vanishing = VanishingBlocks(store.root / "corrupt")
-    monkeypatch.setattr(files, "os", vanishing)  # where gc deletes files
+def test_gc_removes_copies_stored_twice(store: EmbeddedStore) -> None:
+    data = content(2 * CHUNK_SIZE + 1, seed=24)
+    cid = store.put(data)
+    [original] = pack_files(store.root)
+    # What two processes adding the same file at once leave: a second pack, created later.
+    later = original.with_name(f"{time.time_ns() + 1:016x}-copy.pack")
+    shutil.copyfile(original, later)
 
     report = store.gc()
 
-    assert len(vanishing.moved) == 1
-    assert report.removed_blocks == 3
-    assert block_files(store.root) == []
+    assert report.removed_blocks == 4
+    assert pack_files(store.root) == [original]
+    assert store.get(cid) == data
 
 
-def test_gc_leaves_what_is_not_a_shard_of_blocks_alone(store: EmbeddedStore) -> None:
+def test_gc_leaves_files_in_packs_that_are_not_packs_alone(store: EmbeddedStore) -> None:
     kept = store.put(content(CHUNK_SIZE + 1, seed=20))
     store.put(content(CHUNK_SIZE + 2, seed=21), pin=False)
-    stray = store.root / "blocks" / "NOTES.txt"
-    stray.write_text("not a block")
-    (store.root / "blocks" / "link").symlink_to(store.root / "pins")
+    stray = store.root / "packs" / "NOTES.txt"
+    stray.write_text("not a pack")
+    foreign = store.root / "packs" / "foreign.pack"
+    foreign.write_bytes(b"no magic, no index")
+    (store.root / "packs" / "link.pack").symlink_to(store.root / "pins")
 
     report = store.gc()
 
     assert report.removed_blocks == 3
-    assert stray.read_text() == "not a block"
+    assert stray.read_text() == "not a pack"
+    assert foreign.read_bytes() == b"no magic, no index"
     assert store.has(kept)
 
 

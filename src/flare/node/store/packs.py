@@ -1,0 +1,331 @@
+"""Pack files: the embedded store's blocks, many to a file, each file visible whole or not at all.
+
+A file per 256 KiB block costs a create and a rename per block, which on Linux file systems
+takes about as much CPU as hashing the block: `put` could never come near hashing speed. So
+blocks are appended to packs instead, as git and Kubo's newer datastores do. A put writes its
+new blocks to `tmp/<name>.pack.part` and renames the file into `packs/` once it is complete,
+its index included; a large put does so every `SEGMENT_BYTES`. A crash or a full disk leaves a
+`.part` file nobody reads, which gc removes; a pack in `packs/` is never written again.
+
+Layout of a pack (integers big-endian):
+
+    magic    b"FLAREPK1"
+    records  digest (32) | length (4) | data          one per block, in the order written
+    index    digest (32) | offset (8) | length (4)    one per record; offset of its data
+    footer   count (4) | index offset (8) | sha256(index)[:16] | b"FLAREIX1"
+
+Blocks are keyed by their sha2-256 digest, as Kubo's flatfs keys them by multihash: the same
+bytes are one block whatever codec a CID gives them. The footer lets a store learn a pack's
+contents with two reads; a pack whose footer does not check out (a power loss before the page
+cache reached the disk) is read by walking its records and hashing each. Either way every block
+is hashed again whenever it is read, so a torn record can only ever fail a read, never answer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from flare.node.atomic import fsync_directory
+
+__all__ = [
+    "SEGMENT_BYTES",
+    "SUFFIX",
+    "Entry",
+    "Location",
+    "PackIndex",
+    "PackWriter",
+    "read_block",
+    "read_pack_index",
+]
+
+SUFFIX = ".pack"
+SEGMENT_BYTES = 256 << 20  # a put starts a new pack past this: gc rewrites at most this much
+MAGIC = b"FLAREPK1"
+FOOTER_MAGIC = b"FLAREIX1"
+_RECORD = struct.Struct(">32sI")
+_ENTRY = struct.Struct(">32sQI")
+_FOOTER = struct.Struct(">IQ16s8s")
+_NO_DIGEST = bytes(32)
+
+
+class Entry(NamedTuple):
+    """One block in a pack: its digest and where its bytes start, and how many."""
+
+    digest: bytes
+    offset: int
+    length: int
+
+
+class Location(NamedTuple):
+    """Where a block's bytes are: a pack (its name, without the suffix), offset and length."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+def _write_all(descriptor: int, pieces: Sequence[bytes | memoryview]) -> int:
+    """Write every piece, in order, with as few system calls as the kernel allows."""
+    views = [memoryview(piece).cast("B") for piece in pieces]
+    total = sum(len(view) for view in views)
+    while views:
+        written = os.writev(descriptor, views)
+        if not written and any(views):
+            raise OSError(errno.EIO, "the file system accepted no bytes")
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views:
+            views[0] = views[0][written:]
+    return total
+
+
+class PackWriter:
+    """Appends blocks to a new pack under `tmp`; `commit` moves it, complete, into `packs`.
+
+    Not thread-safe: one put (or one gc) owns a writer and calls it from one thread at a time.
+    """
+
+    def __init__(self, tmp: str, packs: str, *, fsync: bool) -> None:
+        self.name = f"{time.time_ns():016x}-{secrets.token_hex(4)}"
+        self.entries: list[Entry] = []
+        self.size = 0
+        self._part = f"{tmp}/{self.name}{SUFFIX}.part"
+        self._final = f"{packs}/{self.name}{SUFFIX}"
+        self._packs = packs
+        self._fsync = fsync
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._descriptor = os.open(self._part, flags, 0o644)
+        try:
+            self.size = _write_all(self._descriptor, [MAGIC])
+        except BaseException:
+            self.abort()
+            raise
+
+    def append(self, digest: bytes, data: bytes | memoryview) -> None:
+        """Add one block; its bytes are written before this returns (the buffer may be reused)."""
+        header = _RECORD.pack(digest, len(data))
+        self.size += _write_all(self._descriptor, [header, data])
+        self.entries.append(Entry(digest, self.size - len(data), len(data)))
+
+    def commit(self) -> list[Entry]:
+        """Write the index, then rename the pack into place; returns what it holds."""
+        index = b"".join(_ENTRY.pack(*entry) for entry in self.entries)
+        check = hashlib.sha256(index).digest()[:16]
+        footer = _FOOTER.pack(len(self.entries), self.size, check, FOOTER_MAGIC)
+        self.size += _write_all(self._descriptor, [index, footer])
+        if self._fsync:
+            os.fsync(self._descriptor)
+        os.close(self._descriptor)
+        self._descriptor = -1
+        os.replace(self._part, self._final)
+        if self._fsync:
+            fsync_directory(self._packs)
+        return self.entries
+
+    def abort(self) -> None:
+        """Forget the pack: nothing of it stays behind (best effort: gc removes what does)."""
+        if self._descriptor >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._descriptor)
+            self._descriptor = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self._part)
+
+
+def read_block(path: str, offset: int, length: int) -> bytes:
+    """The `length` bytes at `offset` of a pack; fewer if the file ends first (torn)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.pread(descriptor, length, offset)
+        while len(data) < length and (more := os.pread(descriptor, length - len(data), offset)):
+            data += more
+            offset += len(more)
+        return data
+    finally:
+        os.close(descriptor)
+
+
+def read_pack_index(path: str) -> list[Entry]:
+    """What a pack holds: from its footer's index, or, if that is damaged, its records."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(descriptor).st_size
+        if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
+            return []  # not a pack: nothing in it is trusted as one
+        if size >= len(MAGIC) + _FOOTER.size:
+            footer = os.pread(descriptor, _FOOTER.size, size - _FOOTER.size)
+            count, index_at, check, magic = _FOOTER.unpack(footer)
+            if magic == FOOTER_MAGIC and index_at + count * _ENTRY.size + _FOOTER.size == size:
+                index = os.pread(descriptor, count * _ENTRY.size, index_at)
+                if hashlib.sha256(index).digest()[:16] == check:
+                    entries = [Entry(*fields) for fields in _ENTRY.iter_unpack(index)]
+                    if all(entry.offset + entry.length <= index_at for entry in entries):
+                        return entries
+        return _scan(descriptor, size)
+    finally:
+        os.close(descriptor)
+
+
+def _scan(descriptor: int, size: int) -> list[Entry]:
+    """The intact records of a pack without a usable index, each checked against its digest.
+
+    Only a crash leaves such a pack, so hashing it whole once is affordable; in exchange no
+    torn record, zeroed tail or stretch of the damaged index is ever taken for a block.
+    """
+    entries = []
+    position = len(MAGIC)
+    while position + _RECORD.size <= size:
+        digest, length = _RECORD.unpack(os.pread(descriptor, _RECORD.size, position))
+        start = position + _RECORD.size
+        if digest == _NO_DIGEST or start + length > size:
+            break  # zeros a power loss left, or a record cut short: nothing after it counts
+        if hashlib.sha256(os.pread(descriptor, length, start)).digest() == digest:
+            entries.append(Entry(digest, start, length))
+        position = start + length
+    return entries
+
+
+class PackIndex:
+    """Which pack holds each block, learned from the packs themselves; shared by threads.
+
+    Other processes add and remove packs: `refresh` learns of them. A block stored twice (two
+    puts of the same content at once) is found in the oldest pack; gc drops the other copies.
+    Locations found corrupt are listed, one `pack offset` line each, in the `bad` file, so that
+    every process (and the next put) treats the block as missing until it is written again.
+    """
+
+    def __init__(self, packs: str, bad: str) -> None:
+        self.directory = packs
+        self._bad_path = bad
+        self._lock = threading.Lock()
+        self._packs: dict[str, list[Entry]] = {}
+        self._where: dict[bytes, Location] = {}
+        self._bad: set[tuple[str, int]] = set()
+        self._bad_seen: tuple[int, int] = (0, 0)
+        self._loaded = False
+
+    def path(self, pack: str) -> str:
+        return f"{self.directory}/{pack}{SUFFIX}"
+
+    def lookup(self, digest: bytes) -> Location | None:
+        """Where the block is, as of the last `refresh` (None before the first)."""
+        return self._where.get(digest)
+
+    def packs(self) -> dict[str, list[Entry]]:
+        """Every pack known at the last refresh and what it holds (a copy)."""
+        with self._lock:
+            return dict(self._packs)
+
+    def refresh(self) -> None:
+        """Learn the packs added and forget those removed since the last look, by anyone."""
+        with self._lock:
+            with os.scandir(self.directory) as found:
+                names = {
+                    entry.name[: -len(SUFFIX)]
+                    for entry in found
+                    if entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False)
+                }
+            gone = self._packs.keys() - names
+            for name in gone:
+                del self._packs[name]
+            added = []
+            for name in sorted(names - self._packs.keys()):
+                try:
+                    self._packs[name] = read_pack_index(self.path(name))
+                except FileNotFoundError:
+                    continue  # removed by a gc since the listing
+                added.append(name)
+            if gone or self._read_bad() or not self._loaded:
+                self._rebuild()
+            else:
+                for name in added:
+                    self._learn(name, self._packs[name])
+            self._loaded = True
+
+    def add(self, pack: str, entries: list[Entry]) -> None:
+        """A pack this process has just committed."""
+        with self._lock:
+            self._packs[pack] = entries
+            self._learn(pack, entries)
+
+    def reload(self, pack: str) -> None:
+        """Read a pack's index again: it was found shorter than its index says (torn)."""
+        with self._lock:
+            try:
+                self._packs[pack] = read_pack_index(self.path(pack))
+            except FileNotFoundError:
+                self._packs.pop(pack, None)
+            self._rebuild()
+
+    def forget(self, pack: str) -> None:
+        """A pack this process has just deleted."""
+        with self._lock:
+            if self._packs.pop(pack, None) is not None:
+                self._rebuild()
+
+    def mark_bad(self, location: Location) -> None:
+        """Record that the bytes at `location` fail their hash; another copy is used if any."""
+        line = f"{location.pack} {location.offset}\n".encode()
+        descriptor = os.open(self._bad_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            _write_all(descriptor, [line])
+        finally:
+            os.close(descriptor)
+        with self._lock:
+            self._read_bad()
+            self._rebuild()
+
+    def prune_bad(self) -> None:
+        """Keep only the bad-location lines naming packs that still exist (gc, locked alone)."""
+        with self._lock:
+            kept = "".join(
+                f"{pack} {offset}\n" for pack, offset in sorted(self._bad) if pack in self._packs
+            )
+            if not kept:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._bad_path)
+            else:
+                temporary = f"{self._bad_path}.{secrets.token_hex(4)}.tmp"
+                with open(temporary, "w") as out:
+                    out.write(kept)
+                os.replace(temporary, self._bad_path)
+            self._read_bad()
+
+    def _learn(self, pack: str, entries: list[Entry]) -> None:
+        for digest, offset, length in entries:
+            if (pack, offset) not in self._bad:
+                self._where.setdefault(digest, Location(pack, offset, length))
+
+    def _rebuild(self) -> None:
+        self._where = {}
+        for name in sorted(self._packs):  # oldest first: names start with the creation time
+            self._learn(name, self._packs[name])
+
+    def _read_bad(self) -> bool:
+        """Reload the bad-location list if its file changed; True if it did."""
+        try:
+            status = os.stat(self._bad_path)
+            seen = (status.st_ino, status.st_size)
+        except FileNotFoundError:
+            seen = (0, 0)
+        if seen == self._bad_seen:
+            return False
+        self._bad_seen = seen
+        self._bad = set()
+        if seen != (0, 0):
+            with open(self._bad_path, "rb") as log:
+                for line in log:
+                    pack, _, offset = line.decode("ascii", "replace").strip().partition(" ")
+                    if offset.isdigit():
+                        self._bad.add((pack, int(offset)))
+        return True

@@ -1,0 +1,141 @@
+"""Pack files, the embedded store's on-disk unit: format, recovery without an index, segments."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from flare.node.store import packs
+from flare.node.store.embedded import EmbeddedStore
+from flare.node.store.packs import Entry, PackIndex, PackWriter, read_block, read_pack_index
+from flare.protocol.unixfs import CHUNK_SIZE
+
+
+def blocks(count: int, seed: int) -> list[bytes]:
+    generator = random.Random(seed)
+    return [generator.randbytes(generator.randrange(0, 3000)) for _ in range(count)]
+
+
+def written_pack(tmp_path: Path, data: list[bytes]) -> tuple[Path, list[Entry]]:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "packs").mkdir()
+    writer = PackWriter(str(tmp_path / "tmp"), str(tmp_path / "packs"), fsync=False)
+    for piece in data:
+        writer.append(hashlib.sha256(piece).digest(), piece)
+    held = writer.commit()
+    return tmp_path / "packs" / f"{writer.name}.pack", held
+
+
+def test_a_committed_pack_lists_and_serves_every_block(tmp_path: Path) -> None:
+    data = [*blocks(20, seed=1), b""]
+    path, held = written_pack(tmp_path, data)
+
+    assert read_pack_index(str(path)) == held
+    assert [read_block(str(path), entry.offset, entry.length) for entry in held] == data
+    assert [entry.digest for entry in held] == [hashlib.sha256(piece).digest() for piece in data]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["footer", "index", "magic of the footer"])
+def test_a_pack_whose_index_is_damaged_is_read_by_walking_its_records(
+    tmp_path: Path, damage: str
+) -> None:
+    path, held = written_pack(tmp_path, blocks(12, seed=2))
+    size = path.stat().st_size
+    where = {"footer": size - 30, "index": size - 40 - 44 * 3, "magic of the footer": size - 1}
+    with open(path, "r+b") as pack:
+        pack.seek(where[damage])
+        pack.write(b"\xff")
+
+    assert read_pack_index(str(path)) == held
+
+
+def test_a_pack_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
+    path, held = written_pack(tmp_path, [bytes([n]) * 1000 for n in range(1, 6)])
+    os.truncate(path, held[3].offset + 10)
+
+    assert read_pack_index(str(path)) == held[:3]
+
+
+def test_a_file_without_the_pack_magic_holds_nothing(tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger.pack"
+    stranger.write_bytes(os.urandom(500))
+
+    assert read_pack_index(str(stranger)) == []
+
+
+def test_an_aborted_pack_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "packs").mkdir()
+    writer = PackWriter(str(tmp_path / "tmp"), str(tmp_path / "packs"), fsync=False)
+    writer.append(hashlib.sha256(b"x").digest(), b"x")
+
+    writer.abort()
+
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list((tmp_path / "packs").iterdir()) == []
+
+
+def test_the_index_prefers_the_oldest_copy_and_learns_of_new_and_removed_packs(
+    tmp_path: Path,
+) -> None:
+    data = blocks(3, seed=3)
+    first, _ = written_pack(tmp_path, data)
+    index = PackIndex(str(tmp_path / "packs"), str(tmp_path / "bad"))
+    digest = hashlib.sha256(data[0]).digest()
+    index.refresh()
+    found = index.lookup(digest)
+    assert found is not None
+    assert found.pack == first.name.removesuffix(".pack")
+
+    writer = PackWriter(str(tmp_path / "tmp"), str(tmp_path / "packs"), fsync=True)
+    writer.append(digest, data[0])
+    writer.commit()
+    index.refresh()
+    assert index.lookup(digest) == found  # the older copy still wins
+
+    first.unlink()
+    index.refresh()
+    moved = index.lookup(digest)
+    assert moved is not None
+    assert moved.pack == writer.name
+    assert index.lookup(hashlib.sha256(data[1]).digest()) is None
+
+
+def test_a_large_put_is_stored_in_segments_that_gc_removes_together(tmp_path: Path) -> None:
+    data = random.Random(4).randbytes(7 * CHUNK_SIZE + 3)
+    with EmbeddedStore(tmp_path / "store", segment_bytes=2 * CHUNK_SIZE) as store:
+        cid = store.put(data)
+        segments = sorted((store.root / "packs").iterdir())
+        sizes = sum(path.stat().st_size for path in segments)
+        assert len(segments) == 4  # 8 leaves, two to a pack, and the root node in the last
+        assert sum(len(read_pack_index(str(path))) for path in segments) == 9
+        assert store.get(cid) == data
+
+        store.unpin(cid)
+        report = store.gc()
+
+        assert report.removed_blocks == 9
+        assert report.freed_bytes == sizes > len(data)
+        assert list((store.root / "packs").iterdir()) == []
+
+
+def test_reads_survive_the_store_directory_listing_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with EmbeddedStore(tmp_path / "store") as store:
+        cid = store.put(b"content")
+        fresh = EmbeddedStore(tmp_path / "store")
+
+        def refuse(path: str) -> object:
+            raise PermissionError(13, "Permission denied", path)
+
+        monkeypatch.setattr(packs.os, "scandir", refuse)
+        with pytest.raises(OSError, match="cannot list the packs"):
+            fresh.get(cid)
+        monkeypatch.undo()
+        assert fresh.get(cid) == b"content"
