@@ -74,7 +74,7 @@ def make_input(path: Path, size: int) -> None:
             left -= piece
 
 
-def measure(size_mib: int, workdir: Path, repeat: int) -> dict[str, float]:
+def measure(size_mib: int, workdir: Path, repeat: int, chosen: list[str]) -> dict[str, float]:
     source = workdir / f"input-{size_mib}.bin"
     make_input(source, size_mib * MIB)
     size = size_mib * MIB
@@ -124,16 +124,18 @@ def measure(size_mib: int, workdir: Path, repeat: int) -> dict[str, float]:
         "get": get,
         "copy": copy,
     }
-    rounds = [{name: timed(run) for name, run in runs.items()} for _ in range(repeat)]
+    chosen = ["sha256", *chosen]
+    rounds = [{name: timed(runs[name]) for name in chosen} for _ in range(repeat)]
     figures: dict[str, float] = {"size_mib": size_mib}
-    for name in FIGURES:
+    for name in chosen:
         figures[f"{name}_mib_s"] = statistics.median(size / MIB / r[name][0] for r in rounds)
-    for name in ("cid", "put", "get", "copy"):
+    for name in chosen[1:]:
         figures[f"{name}_ratio"] = statistics.median(r["sha256"][0] / r[name][0] for r in rounds)
         figures[f"{name}_cpu_ratio"] = statistics.median(
             r["sha256"][1] / r[name][1] for r in rounds
         )
-    figures["put_vs_copy"] = statistics.median(r["copy"][0] / r["put"][0] for r in rounds)
+    if "put" in chosen and "copy" in chosen:
+        figures["put_vs_copy"] = statistics.median(r["copy"][0] / r["put"][0] for r in rounds)
     for path in (*kept.rglob("*"), source):
         if path.is_file():
             os.truncate(path, 0)
@@ -145,11 +147,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="64", help="input sizes in MiB, comma-separated")
     parser.add_argument("--dir", type=Path, default=None, help="where input and stores live")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median kept)")
+    parser.add_argument(
+        "--figures",
+        default=",".join(FIGURES[1:]),
+        help="which to measure beside sha256, comma-separated (fewer: less between them)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="flare-bench-cid-") as workdir:
-        results = [measure(int(size), Path(workdir), args.repeat) for size in args.sizes.split(",")]
+        chosen = [name for name in args.figures.split(",") if name]
+        unknown = sorted(set(chosen) - set(FIGURES[1:]))
+        if unknown:
+            parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {FIGURES[1:]}")
+        results = [
+            measure(int(size), Path(workdir), args.repeat, chosen) for size in args.sizes.split(",")
+        ]
 
     if args.json:
         print(json.dumps({"machine": platform.machine(), "cpus": os.cpu_count(), "runs": results}))
@@ -157,10 +170,10 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, median of {args.repeat} rounds"
     print(f"CID and embedded store vs hashlib.sha256 ({machine}); rates in MiB/s,")
     print("(wall-clock ratio to sha256 in the same round, cpu = CPU-time ratio)")
-    print(f"{'size':>9} {'sha256':>7} {'cid':>20} {'put':>20} {'get':>20} {'copy':>20}")
+    print(f"{'size':>9} {'sha256':>7} " + " ".join(f"{name:>20}" for name in chosen))
     for run in results:
         cells = [f"{run['size_mib']:>5.0f} MiB {run['sha256_mib_s']:>5.0f}/s"]
-        for name in ("cid", "put", "get", "copy"):
+        for name in chosen:
             cells.append(
                 f"{run[f'{name}_mib_s']:>5.0f}/s ({run[f'{name}_ratio']:.2f} "
                 f"cpu {run[f'{name}_cpu_ratio']:.2f})"

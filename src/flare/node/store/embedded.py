@@ -140,6 +140,7 @@ class EmbeddedStore:
 
     def has(self, cid: str) -> bool:
         root = Cid.parse(cid)
+        self._refresh()  # another process's gc may have removed blocks this store knew of
         try:
             self._reachable(root)
         except BlockNotFoundError:
@@ -219,6 +220,7 @@ class EmbeddedStore:
     def pin(self, cid: str) -> None:
         root = Cid.parse(cid)
         with self._lock.held(exclusive=False):
+            self._refresh()  # no gc runs under this lock: what it finds is what stays
             self._reachable(root)
             self._write_pin(root)
 
@@ -242,28 +244,42 @@ class EmbeddedStore:
     def gc(self) -> GcReport:
         """Delete blocks no pin reaches, leftovers of interrupted writes and bad copies.
 
-        A pack holding nothing live is deleted; one holding some live blocks is rewritten with
-        only those, each hashed again on the way (a copy that fails is dropped), and deleted
-        once the new pack is in place. A crash in between leaves two copies, never none.
-        Refuses (BlockNotFoundError) while some pinned content is incomplete, rather than
-        guess which blocks the missing nodes would have kept. Files in packs/ not named
-        `*.pack` are not the store's, and are left alone.
+        Packs holding nothing live are deleted; the live blocks of packs that also hold dead
+        ones are copied into new packs, each hashed again on the way (a copy that fails is
+        dropped), and the old packs deleted only once the new ones are synced to disk, so that
+        even a power cut leaves two copies, never none. Where a block is stored twice, the
+        copy reads use is verified before the other is dropped. Refuses (BlockNotFoundError)
+        while some pinned content is incomplete, rather than guess which blocks the missing
+        nodes would have kept. Files in packs/ that are not packs are left alone.
         """
         removed = freed = 0
         with self._lock.held(exclusive=True):
             try:
                 self._refresh()
+                self._check_duplicates()
                 live: set[bytes] = set()
                 for text in self.pins():
                     live |= self._reachable(Cid.parse(text))
+                where = self._index.where()
+                rewrite = _Appender(self, dedupe=False, fsync=True)
                 dropped: list[str] = []
-                for pack, held in self._index.packs().items():
-                    keep = [entry for entry in held if self._is_live(pack, entry, live)]
-                    if len(keep) == len(held):
-                        continue
-                    copied = self._rewrite(pack, keep) if keep else 0
-                    removed += len(held) - copied
-                    dropped.append(pack)
+                try:
+                    for pack, held in self._index.packs().items():
+                        keep = [
+                            entry
+                            for entry in held
+                            if entry.digest in live
+                            and where.get(entry.digest) == Location(pack, *entry[1:])
+                        ]
+                        if held and len(keep) == len(held):
+                            continue
+                        removed += len(held) - self._copy(pack, keep, rewrite)
+                        dropped.append(pack)
+                    rewrite.commit()
+                except BaseException:
+                    rewrite.abort()
+                    raise
+                freed -= rewrite.bytes_committed
                 for pack in dropped:
                     freed += self._delete_pack(pack)
                 for entry in entries(self._tmp_name, directories=False):
@@ -276,28 +292,25 @@ class EmbeddedStore:
                 raise  # content incomplete, a full disk: already worded for the user
             except OSError as error:
                 raise io_error(error, self.location, "collect garbage") from error
-        return GcReport(removed_blocks=removed, freed_bytes=freed)
+        return GcReport(removed_blocks=removed, freed_bytes=max(freed, 0))
 
-    def _is_live(self, pack: str, entry: Entry, live: set[bytes]) -> bool:
-        """Pinned, and the copy reads use (not a duplicate, not a copy found bad)."""
-        return entry.digest in live and self._index.lookup(entry.digest) == Location(
-            pack, entry.offset, entry.length
-        )
+    def _check_duplicates(self) -> None:
+        """Verify the copy in use of each block stored twice; a bad one gives way to the other."""
+        for digest, location in self._index.duplicated():
+            data = read_block(self._index.path(location.pack), location.offset, location.length)
+            if hashlib.sha256(data).digest() != digest:
+                self._index.mark_bad(location)
 
-    def _rewrite(self, pack: str, keep: list[Entry]) -> int:
-        """Copy the intact blocks among `keep` to new packs; how many were copied."""
+    def _copy(self, pack: str, keep: list[Entry], into: _Appender) -> int:
+        """Append the intact blocks among `keep` to `into`; how many were intact."""
         path = self._index.path(pack)
-        appender = _Appender(self, dedupe=False)
-        try:
-            for entry in keep:
-                data = read_block(path, entry.offset, entry.length)
-                if hashlib.sha256(data).digest() == entry.digest:
-                    appender.append(entry.digest, data)
-            appender.commit()
-        except BaseException:
-            appender.abort()
-            raise
-        return appender.count
+        copied = 0
+        for entry in keep:
+            data = read_block(path, entry.offset, entry.length)
+            if hashlib.sha256(data).digest() == entry.digest:
+                into.append(entry.digest, data)
+                copied += 1
+        return copied
 
     def _delete_pack(self, pack: str) -> int:
         """Remove a pack; its size, or 0 if it was already gone."""
@@ -331,19 +344,22 @@ class EmbeddedStore:
 
 
 class _Appender:
-    """The new blocks of one put (or gc rewrite), appended to packs of up to a segment each.
+    """The new blocks of one put (or gc's copies), appended to packs of up to a segment each.
 
     A put calls `write` on the import's I/O thread; blocks the store already has, or that this
     put has just written, are skipped. Full segments are committed as they fill, the last one
     by `commit`; `abort` removes the one being written.
     """
 
-    def __init__(self, store: EmbeddedStore, *, dedupe: bool = True) -> None:
+    def __init__(
+        self, store: EmbeddedStore, *, dedupe: bool = True, fsync: bool | None = None
+    ) -> None:
         self._store = store
         self._dedupe = dedupe
+        self._fsync = store._fsync if fsync is None else fsync
         self._writer: PackWriter | None = None
         self._written: set[bytes] = set()
-        self.count = 0
+        self.bytes_committed = 0
 
     def write(self, block: Block) -> None:
         digest = block.cid.digest
@@ -353,16 +369,17 @@ class _Appender:
             return
         try:
             self.append(digest, block.data)
+        except FlareError:
+            raise  # a full disk met while committing a segment, already worded
         except OSError as error:
             raise io_error(error, self._store.location, f"write block {block.cid}") from error
 
     def append(self, digest: bytes, data: bytes | memoryview) -> None:
         store = self._store
         if self._writer is None:
-            self._writer = PackWriter(store._tmp_name, store._index.directory, fsync=store._fsync)
+            self._writer = PackWriter(store._tmp_name, store._index.directory, fsync=self._fsync)
         self._writer.append(digest, data)
         self._written.add(digest)
-        self.count += 1
         if self._writer.size >= store._segment_bytes:
             self.commit()
 
@@ -377,6 +394,7 @@ class _Appender:
             if isinstance(error, OSError):
                 raise io_error(error, self._store.location, "store a pack of blocks") from error
             raise
+        self.bytes_committed += writer.size
         self._store._index.add(writer.name, held)
 
     def abort(self) -> None:

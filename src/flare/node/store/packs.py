@@ -125,8 +125,8 @@ class PackWriter:
         self.size += _write_all(self._descriptor, [index, footer])
         if self._fsync:
             os.fsync(self._descriptor)
-        os.close(self._descriptor)
-        self._descriptor = -1
+        descriptor, self._descriptor = self._descriptor, -1
+        os.close(descriptor)
         os.replace(self._part, self._final)
         if self._fsync:
             fsync_directory(self._packs)
@@ -147,21 +147,26 @@ def read_block(path: str, offset: int, length: int) -> bytes:
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         data = os.pread(descriptor, length, offset)
-        while len(data) < length and (more := os.pread(descriptor, length - len(data), offset)):
+        while len(data) < length:
+            more = os.pread(descriptor, length - len(data), offset + len(data))
+            if not more:
+                break
             data += more
-            offset += len(more)
         return data
     finally:
         os.close(descriptor)
 
 
-def read_pack_index(path: str) -> list[Entry]:
-    """What a pack holds: from its footer's index, or, if that is damaged, its records."""
+def read_pack_index(path: str) -> list[Entry] | None:
+    """What a pack holds: from its footer's index, or, if that is damaged, its records.
+
+    None for a file that is not a pack at all (no magic): nothing in it is trusted as one.
+    """
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(descriptor).st_size
         if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
-            return []  # not a pack: nothing in it is trusted as one
+            return None
         if size >= len(MAGIC) + _FOOTER.size:
             footer = os.pread(descriptor, _FOOTER.size, size - _FOOTER.size)
             count, index_at, check, magic = _FOOTER.unpack(footer)
@@ -202,6 +207,7 @@ class PackIndex:
     puts of the same content at once) is found in the oldest pack; gc drops the other copies.
     Locations found corrupt are listed, one `pack offset` line each, in the `bad` file, so that
     every process (and the next put) treats the block as missing until it is written again.
+    Lookups take no lock: the map they read is only ever replaced whole, or added to.
     """
 
     def __init__(self, packs: str, bad: str) -> None:
@@ -209,10 +215,10 @@ class PackIndex:
         self._bad_path = bad
         self._lock = threading.Lock()
         self._packs: dict[str, list[Entry]] = {}
+        self._foreign: set[str] = set()  # `*.pack` files without the magic: not ours
         self._where: dict[bytes, Location] = {}
-        self._bad: set[tuple[str, int]] = set()
-        self._bad_seen: tuple[int, int] = (0, 0)
-        self._loaded = False
+        self._bad: set[tuple[str, int]] = set()  # as listed in the file, plus `_local_bad`
+        self._local_bad: set[tuple[str, int]] = set()  # found here, the file unwritable
 
     def path(self, pack: str) -> str:
         return f"{self.directory}/{pack}{SUFFIX}"
@@ -226,6 +232,20 @@ class PackIndex:
         with self._lock:
             return dict(self._packs)
 
+    def where(self) -> dict[bytes, Location]:
+        """The location of every block, as one consistent snapshot."""
+        return self._where
+
+    def duplicated(self) -> list[tuple[bytes, Location]]:
+        """Blocks with more than one usable copy, and the copy reads use."""
+        with self._lock:
+            copies: dict[bytes, int] = {}
+            for name, held in self._packs.items():
+                for digest, offset, _ in held:
+                    if (name, offset) not in self._bad:
+                        copies[digest] = copies.get(digest, 0) + 1
+            return [(digest, self._where[digest]) for digest, n in copies.items() if n > 1]
+
     def refresh(self) -> None:
         """Learn the packs added and forget those removed since the last look, by anyone."""
         with self._lock:
@@ -238,31 +258,35 @@ class PackIndex:
             gone = self._packs.keys() - names
             for name in gone:
                 del self._packs[name]
+            self._foreign &= names
             added = []
-            for name in sorted(names - self._packs.keys()):
+            for name in sorted(names - self._packs.keys() - self._foreign):
                 try:
-                    self._packs[name] = read_pack_index(self.path(name))
+                    held = read_pack_index(self.path(name))
                 except FileNotFoundError:
                     continue  # removed by a gc since the listing
+                if held is None:
+                    self._foreign.add(name)
+                    continue
+                self._packs[name] = held
                 added.append(name)
-            if gone or self._read_bad() or not self._loaded:
+            if self._read_bad() or gone:
                 self._rebuild()
             else:
                 for name in added:
-                    self._learn(name, self._packs[name])
-            self._loaded = True
+                    self._learn(self._where, name, self._packs[name])
 
     def add(self, pack: str, entries: list[Entry]) -> None:
         """A pack this process has just committed."""
         with self._lock:
             self._packs[pack] = entries
-            self._learn(pack, entries)
+            self._learn(self._where, pack, entries)
 
     def reload(self, pack: str) -> None:
         """Read a pack's index again: it was found shorter than its index says (torn)."""
         with self._lock:
             try:
-                self._packs[pack] = read_pack_index(self.path(pack))
+                self._packs[pack] = read_pack_index(self.path(pack)) or []
             except FileNotFoundError:
                 self._packs.pop(pack, None)
             self._rebuild()
@@ -274,20 +298,27 @@ class PackIndex:
                 self._rebuild()
 
     def mark_bad(self, location: Location) -> None:
-        """Record that the bytes at `location` fail their hash; another copy is used if any."""
+        """Record that the bytes at `location` fail their hash; another copy is used if any.
+
+        Recorded in this process even if the `bad` file cannot be written (a full disk):
+        other processes then find the block bad on their own next read of it.
+        """
+        with self._lock:
+            self._local_bad.add((location.pack, location.offset))
+            self._bad.add((location.pack, location.offset))
+            self._rebuild()
         line = f"{location.pack} {location.offset}\n".encode()
         descriptor = os.open(self._bad_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             _write_all(descriptor, [line])
         finally:
             os.close(descriptor)
-        with self._lock:
-            self._read_bad()
-            self._rebuild()
 
     def prune_bad(self) -> None:
         """Keep only the bad-location lines naming packs that still exist (gc, locked alone)."""
         with self._lock:
+            self._read_bad()
+            self._local_bad = {bad for bad in self._local_bad if bad[0] in self._packs}
             kept = "".join(
                 f"{pack} {offset}\n" for pack, offset in sorted(self._bad) if pack in self._packs
             )
@@ -301,31 +332,29 @@ class PackIndex:
                 os.replace(temporary, self._bad_path)
             self._read_bad()
 
-    def _learn(self, pack: str, entries: list[Entry]) -> None:
+    def _learn(self, where: dict[bytes, Location], pack: str, entries: list[Entry]) -> None:
         for digest, offset, length in entries:
             if (pack, offset) not in self._bad:
-                self._where.setdefault(digest, Location(pack, offset, length))
+                where.setdefault(digest, Location(pack, offset, length))
 
     def _rebuild(self) -> None:
-        self._where = {}
+        """Recompute every location, then swap the map in: a lookup never sees it half built."""
+        where: dict[bytes, Location] = {}
         for name in sorted(self._packs):  # oldest first: names start with the creation time
-            self._learn(name, self._packs[name])
+            self._learn(where, name, self._packs[name])
+        self._where = where
 
     def _read_bad(self) -> bool:
-        """Reload the bad-location list if its file changed; True if it did."""
+        """Read the bad-location list again (it is small); True if it changed."""
+        listed = set(self._local_bad)
         try:
-            status = os.stat(self._bad_path)
-            seen = (status.st_ino, status.st_size)
-        except FileNotFoundError:
-            seen = (0, 0)
-        if seen == self._bad_seen:
-            return False
-        self._bad_seen = seen
-        self._bad = set()
-        if seen != (0, 0):
             with open(self._bad_path, "rb") as log:
                 for line in log:
                     pack, _, offset = line.decode("ascii", "replace").strip().partition(" ")
                     if offset.isdigit():
-                        self._bad.add((pack, int(offset)))
-        return True
+                        listed.add((pack, int(offset)))
+        except FileNotFoundError:
+            pass
+        changed = listed != self._bad
+        self._bad = listed
+        return changed

@@ -61,11 +61,32 @@ def test_a_pack_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
     assert read_pack_index(str(path)) == held[:3]
 
 
-def test_a_file_without_the_pack_magic_holds_nothing(tmp_path: Path) -> None:
+def test_a_block_cut_short_reads_short(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1024
+    path, [entry] = written_pack(tmp_path, [data])
+    os.truncate(path, entry.offset + 3 * len(data) // 4)
+
+    assert read_block(str(path), entry.offset, entry.length) == data[: 3 * len(data) // 4]
+
+
+def test_a_file_without_the_pack_magic_is_not_a_pack(tmp_path: Path) -> None:
     stranger = tmp_path / "stranger.pack"
     stranger.write_bytes(os.urandom(500))
 
-    assert read_pack_index(str(stranger)) == []
+    assert read_pack_index(str(stranger)) is None
+
+
+def test_gc_removes_a_pack_with_no_whole_block_left(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "store") as first:
+        first.put(b"abcdef" * 10, pin=False)
+        [pack] = (first.root / "packs").iterdir()
+        os.truncate(pack, 40)  # the magic and part of the first record's header
+
+    with EmbeddedStore(tmp_path / "store") as second:
+        report = second.gc()
+
+        assert (report.removed_blocks, report.freed_bytes) == (0, 40)
+        assert list((second.root / "packs").iterdir()) == []
 
 
 def test_an_aborted_pack_leaves_nothing(tmp_path: Path) -> None:
