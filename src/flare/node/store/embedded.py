@@ -244,13 +244,15 @@ class EmbeddedStore:
     def gc(self) -> GcReport:
         """Delete blocks no pin reaches, leftovers of interrupted writes and bad copies.
 
-        Packs holding nothing live are deleted; the live blocks of packs that also hold dead
-        ones are copied into new packs, each hashed again on the way (a copy that fails is
-        dropped), and the old packs deleted only once the new ones are synced to disk, so that
-        even a power cut leaves two copies, never none. Where a block is stored twice, the
-        copy reads use is verified before the other is dropped. Refuses (BlockNotFoundError)
-        while some pinned content is incomplete, rather than guess which blocks the missing
-        nodes would have kept. Files in packs/ that are not packs are left alone.
+        Packs with nothing live go first, so that a gc on a full disk frees space before it
+        needs any. The live blocks of packs that also hold dead ones are then copied into new
+        packs, each hashed again on the way (a copy that fails is dropped); an old pack is
+        deleted once the new packs holding its blocks are synced to disk, so that even a power
+        cut leaves two copies, never none (and the next gc drops the newer). Where a block is
+        stored twice, the copy in use is verified before the others are dropped. A read error
+        stops gc before anything unread is deleted. Refuses (BlockNotFoundError) while some
+        pinned content is incomplete, rather than guess which blocks the missing nodes would
+        have kept. Files in packs/ that are not the store's packs are left alone.
         """
         removed = freed = 0
         with self._lock.held(exclusive=True):
@@ -261,29 +263,24 @@ class EmbeddedStore:
                 for text in self.pins():
                     live |= self._reachable(Cid.parse(text))
                 where = self._index.where()
-                rewrite = _Appender(self, dedupe=False, fsync=True)
-                dropped: list[str] = []
-                try:
-                    for pack, held in self._index.packs().items():
-                        keep = [
-                            entry
-                            for entry in held
-                            if entry.digest in live
-                            and where.get(entry.digest) == Location(pack, *entry[1:])
-                        ]
-                        if held and len(keep) == len(held):
-                            continue
-                        removed += len(held) - self._copy(pack, keep, rewrite)
-                        dropped.append(pack)
-                    rewrite.commit()
-                except BaseException:
-                    rewrite.abort()
-                    raise
-                freed -= rewrite.bytes_committed
-                for pack in dropped:
-                    freed += self._delete_pack(pack)
+                partial: list[tuple[str, list[Entry], int]] = []
+                for pack, held in self._index.packs().items():
+                    keep = [
+                        entry
+                        for entry in held
+                        if entry.digest in live
+                        and where.get(entry.digest) == Location(pack, *entry[1:])
+                    ]
+                    if not keep:
+                        removed += len(held)
+                        freed += self._delete_pack(pack)
+                    elif len(keep) < len(held):
+                        partial.append((pack, keep, len(held)))
                 for entry in entries(self._tmp_name, directories=False):
                     freed += remove_file(entry) or 0
+                removed_copying, freed_copying = self._compact(partial)
+                removed += removed_copying
+                freed += freed_copying
                 for entry in entries(str(self._pins), directories=False):
                     if entry.name.startswith(".") and entry.name.endswith(".tmp"):
                         remove_file(entry)  # a pin write cut short (pins are written beside them)
@@ -292,14 +289,43 @@ class EmbeddedStore:
                 raise  # content incomplete, a full disk: already worded for the user
             except OSError as error:
                 raise io_error(error, self.location, "collect garbage") from error
-        return GcReport(removed_blocks=removed, freed_bytes=max(freed, 0))
+        return GcReport(removed_blocks=removed, freed_bytes=freed)
+
+    def _compact(self, partial: list[tuple[str, list[Entry], int]]) -> tuple[int, int]:
+        """Copy the blocks to keep out of `partial` packs and delete those; (removed, freed).
+
+        Each old pack is deleted as soon as every block copied out of it sits in a committed
+        (synced) new pack; `freed` is what the old packs took less what the new ones take.
+        """
+        removed = freed = 0
+        into = _Appender(self, dedupe=False, fsync=True)
+        waiting: list[tuple[str, int]] = []  # an old pack, the new pack its last block went to
+        try:
+            for pack, keep, count in partial:
+                copied = self._copy(pack, keep, into)
+                removed += count - copied
+                waiting.append((pack, into.last_segment if copied else -1))
+                while waiting and waiting[0][1] < into.segments:
+                    freed += self._delete_pack(waiting.pop(0)[0])
+            into.commit()
+        except BaseException:
+            into.abort()
+            raise
+        finally:
+            freed -= into.bytes_committed
+        for pack, _ in waiting:
+            freed += self._delete_pack(pack)
+        return removed, freed
 
     def _check_duplicates(self) -> None:
-        """Verify the copy in use of each block stored twice; a bad one gives way to the other."""
-        for digest, location in self._index.duplicated():
-            data = read_block(self._index.path(location.pack), location.offset, location.length)
-            if hashlib.sha256(data).digest() != digest:
-                self._index.mark_bad(location)
+        """Verify the copy in use of each block stored twice; a bad one gives way to the next."""
+        for digest, _ in self._index.duplicated():
+            while (location := self._index.lookup(digest)) is not None:
+                path = self._index.path(location.pack)
+                data = read_block(path, location.offset, location.length)
+                if hashlib.sha256(data).digest() == digest:
+                    break
+                self._index.mark_bad(location)  # held in memory even if the file is not written
 
     def _copy(self, pack: str, keep: list[Entry], into: _Appender) -> int:
         """Append the intact blocks among `keep` to `into`; how many were intact."""
@@ -360,6 +386,8 @@ class _Appender:
         self._writer: PackWriter | None = None
         self._written: set[bytes] = set()
         self.bytes_committed = 0
+        self.segments = 0  # packs committed so far
+        self.last_segment = -1  # the number the pack holding the last block appended will have
 
     def write(self, block: Block) -> None:
         digest = block.cid.digest
@@ -379,6 +407,7 @@ class _Appender:
         if self._writer is None:
             self._writer = PackWriter(store._tmp_name, store._index.directory, fsync=self._fsync)
         self._writer.append(digest, data)
+        self.last_segment = self.segments
         self._written.add(digest)
         if self._writer.size >= store._segment_bytes:
             self.commit()
@@ -395,6 +424,7 @@ class _Appender:
                 raise io_error(error, self._store.location, "store a pack of blocks") from error
             raise
         self.bytes_committed += writer.size
+        self.segments += 1
         self._store._index.add(writer.name, held)
 
     def abort(self) -> None:

@@ -4,8 +4,8 @@ A file per 256 KiB block costs a create and a rename per block, which on Linux f
 takes about as much CPU as hashing the block: `put` could never come near hashing speed. So
 blocks are appended to packs instead, as git and Kubo's newer datastores do. A put writes its
 new blocks to `tmp/<name>.pack.part` and renames the file into `packs/` once it is complete,
-its index included; a large put does so every `SEGMENT_BYTES`. A crash or a full disk leaves a
-`.part` file nobody reads, which gc removes; a pack in `packs/` is never written again.
+its index included; a large put does so every `SEGMENT_BYTES`. A put that fails removes its
+`.part` file; a killed one leaves it, unread, for gc. A pack in `packs/` is never written again.
 
 Layout of a pack (integers big-endian):
 
@@ -27,6 +27,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import struct
 import threading
@@ -48,13 +49,14 @@ __all__ = [
 ]
 
 SUFFIX = ".pack"
-SEGMENT_BYTES = 256 << 20  # a put starts a new pack past this: gc rewrites at most this much
+SEGMENT_BYTES = 256 << 20  # a put (or gc's copying) starts a new pack past this size
 MAGIC = b"FLAREPK1"
 FOOTER_MAGIC = b"FLAREIX1"
 _RECORD = struct.Struct(">32sI")
 _ENTRY = struct.Struct(">32sQI")
 _FOOTER = struct.Struct(">IQ16s8s")
 _NO_DIGEST = bytes(32)
+_OWN_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")  # what PackWriter names its packs
 
 
 class Entry(NamedTuple):
@@ -204,7 +206,9 @@ class PackIndex:
     """Which pack holds each block, learned from the packs themselves; shared by threads.
 
     Other processes add and remove packs: `refresh` learns of them. A block stored twice (two
-    puts of the same content at once) is found in the oldest pack; gc drops the other copies.
+    puts of the same content at once) is read from the oldest pack; gc drops the other copies.
+    A file named like the store's own packs but without the magic is a pack a power cut left
+    empty or headless: it holds no blocks, and gc deletes it. Other `*.pack` files are foreign.
     Locations found corrupt are listed, one `pack offset` line each, in the `bad` file, so that
     every process (and the next put) treats the block as missing until it is written again.
     Lookups take no lock: the map they read is only ever replaced whole, or added to.
@@ -233,7 +237,11 @@ class PackIndex:
             return dict(self._packs)
 
     def where(self) -> dict[bytes, Location]:
-        """The location of every block, as one consistent snapshot."""
+        """The location of every block: a map never changed in place, only added to.
+
+        A later rebuild replaces it, so a caller holding it keeps a consistent view of what
+        was known, plus any blocks learned since (whose existing locations never change).
+        """
         return self._where
 
     def duplicated(self) -> list[tuple[bytes, Location]]:
@@ -259,10 +267,11 @@ class PackIndex:
             for name in gone:
                 del self._packs[name]
             self._foreign &= names
+            newest = max(self._packs, default="")
             added = []
             for name in sorted(names - self._packs.keys() - self._foreign):
                 try:
-                    held = read_pack_index(self.path(name))
+                    held = self._read(name)
                 except FileNotFoundError:
                     continue  # removed by a gc since the listing
                 if held is None:
@@ -270,7 +279,8 @@ class PackIndex:
                     continue
                 self._packs[name] = held
                 added.append(name)
-            if self._read_bad() or gone:
+            # A pack older than one already known changes which copy of a block is oldest.
+            if self._read_bad() or gone or (added and added[0] < newest):
                 self._rebuild()
             else:
                 for name in added:
@@ -286,7 +296,7 @@ class PackIndex:
         """Read a pack's index again: it was found shorter than its index says (torn)."""
         with self._lock:
             try:
-                self._packs[pack] = read_pack_index(self.path(pack)) or []
+                self._packs[pack] = self._read(pack) or []
             except FileNotFoundError:
                 self._packs.pop(pack, None)
             self._rebuild()
@@ -297,27 +307,32 @@ class PackIndex:
             if self._packs.pop(pack, None) is not None:
                 self._rebuild()
 
-    def mark_bad(self, location: Location) -> None:
+    def mark_bad(self, location: Location) -> bool:
         """Record that the bytes at `location` fail their hash; another copy is used if any.
 
-        Recorded in this process even if the `bad` file cannot be written (a full disk):
-        other processes then find the block bad on their own next read of it.
+        Recorded in this process even if the `bad` file cannot be written (a full disk; then
+        False is returned): other processes find the block bad on their own next read of it.
         """
         with self._lock:
             self._local_bad.add((location.pack, location.offset))
             self._bad.add((location.pack, location.offset))
             self._rebuild()
         line = f"{location.pack} {location.offset}\n".encode()
-        descriptor = os.open(self._bad_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            _write_all(descriptor, [line])
-        finally:
-            os.close(descriptor)
+            descriptor = os.open(self._bad_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                _write_all(descriptor, [line])
+            finally:
+                os.close(descriptor)
+        except OSError:
+            return False
+        return True
 
     def prune_bad(self) -> None:
         """Keep only the bad-location lines naming packs that still exist (gc, locked alone)."""
         with self._lock:
-            self._read_bad()
+            if self._read_bad():  # a reader elsewhere found a block bad while gc ran
+                self._rebuild()
             self._local_bad = {bad for bad in self._local_bad if bad[0] in self._packs}
             kept = "".join(
                 f"{pack} {offset}\n" for pack, offset in sorted(self._bad) if pack in self._packs
@@ -330,7 +345,15 @@ class PackIndex:
                 with open(temporary, "w") as out:
                     out.write(kept)
                 os.replace(temporary, self._bad_path)
-            self._read_bad()
+            if self._read_bad():
+                self._rebuild()
+
+    def _read(self, pack: str) -> list[Entry] | None:
+        """A pack's blocks; [] for a torn pack of ours, None for a file that is not ours."""
+        held = read_pack_index(self.path(pack))
+        if held is None and _OWN_NAME.fullmatch(pack):
+            return []
+        return held
 
     def _learn(self, where: dict[bytes, Location], pack: str, entries: list[Entry]) -> None:
         for digest, offset, length in entries:

@@ -176,6 +176,31 @@ def test_a_full_disk_fails_cleanly_and_gc_reclaims_the_finished_packs(
     assert pack_files(store.root) == []
 
 
+def test_gc_on_a_full_disk_frees_dead_packs_first_and_leaves_no_copy_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    pinned = store.put(content(2 * CHUNK_SIZE, seed=28))
+    store.put(content(3 * CHUNK_SIZE, seed=29), pin=False)  # a pack with nothing live
+    shared = content(CHUNK_SIZE, seed=30)
+    partly = store.put(shared + b"tail")  # a pack that gc must copy a block out of
+    store.pin(leaf_of(shared, 0).text)
+    store.unpin(partly)
+    before = pack_files(store.root)
+    monkeypatch.setattr(packs, "os", FullDisk(allowed=0))  # not even a new pack can start
+
+    with pytest.raises(StorageFullError):
+        store.gc()
+    monkeypatch.undo()
+
+    assert len(pack_files(store.root)) == len(before) - 1  # the dead pack went first
+    assert list((store.root / "tmp").iterdir()) == []
+    report = store.gc()  # with space again, the rest
+    assert report.removed_blocks == 2  # the tail leaf and the root node of `partly`
+    assert store.get(pinned) == content(2 * CHUNK_SIZE, seed=28)
+    assert store.get(leaf_of(shared, 0).text) == shared
+
+
 def test_a_full_disk_while_a_pack_is_committed_is_still_a_full_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

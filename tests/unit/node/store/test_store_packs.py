@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -160,3 +161,84 @@ def test_reads_survive_the_store_directory_listing_failing(
             fresh.get(cid)
         monkeypatch.undo()
         assert fresh.get(cid) == b"content"
+
+
+def test_a_pack_found_later_but_older_by_name_serves_its_copy(tmp_path: Path) -> None:
+    data = blocks(2, seed=5)
+    newer, _ = written_pack(tmp_path, data)
+    index = PackIndex(str(tmp_path / "packs"), str(tmp_path / "bad"))
+    index.refresh()
+    older = newer.with_name("0" * 16 + "-00000000.pack")
+    older.write_bytes(newer.read_bytes())  # e.g. restored from a backup
+
+    index.refresh()
+
+    found = index.lookup(hashlib.sha256(data[0]).digest())
+    assert found is not None
+    assert found.pack == "0" * 16 + "-00000000"
+
+
+def test_bad_marks_written_by_others_during_gc_are_taken_in(tmp_path: Path) -> None:
+    data = blocks(2, seed=6)
+    path, held = written_pack(tmp_path, data)
+    index = PackIndex(str(tmp_path / "packs"), str(tmp_path / "bad"))
+    index.refresh()
+    name = path.name.removesuffix(".pack")
+    # A reader in another process found the first block bad while gc held the lock.
+    (tmp_path / "bad").write_text(f"{name} {held[0].offset}\n")
+
+    index.prune_bad()
+
+    assert index.lookup(held[0].digest) is None
+    assert index.lookup(held[1].digest) is not None
+    assert (tmp_path / "bad").read_text() == f"{name} {held[0].offset}\n"
+
+
+class FullDisk:
+    """The `os` module, except that every write fails with ENOSPC."""
+
+    def writev(self, descriptor: int, buffers: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+
+def test_a_bad_mark_holds_in_this_process_when_it_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = blocks(1, seed=7)
+    _, [entry] = written_pack(tmp_path, data)
+    index = PackIndex(str(tmp_path / "packs"), str(tmp_path / "bad"))
+    index.refresh()
+    found = index.lookup(entry.digest)
+    assert found is not None
+    monkeypatch.setattr(packs, "os", FullDisk())
+
+    assert index.mark_bad(found) is False
+    monkeypatch.undo()
+
+    assert index.lookup(entry.digest) is None
+    index.refresh()
+    assert index.lookup(entry.digest) is None
+
+
+def test_an_empty_or_headless_pack_of_ours_is_collected_and_a_foreign_one_kept(
+    tmp_path: Path,
+) -> None:
+    with EmbeddedStore(tmp_path / "store") as store:
+        kept = store.put(b"kept")
+        emptied = store.root / "packs" / "18000000000000ab-0123abcd.pack"
+        emptied.write_bytes(b"")  # what a power cut leaves of a pack never synced
+        headless = store.root / "packs" / "18000000000000ac-0123abcd.pack"
+        headless.write_bytes(bytes(4096) + b"rest of a pack")
+        foreign = store.root / "packs" / "backup.pack"
+        foreign.write_bytes(b"")
+
+        report = store.gc()
+
+        assert report.freed_bytes == 4096 + len(b"rest of a pack")
+        assert not emptied.exists()
+        assert not headless.exists()
+        assert foreign.exists()
+        assert store.get(kept) == b"kept"
