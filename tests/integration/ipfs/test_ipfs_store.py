@@ -8,6 +8,7 @@ two-level one are marked slow (the two-level DAG itself stays in the default run
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import random
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from flare.node.store.embedded import EmbeddedStore
 from flare.node.store.ipfs import IpfsStore
 from flare.node.store.transfer import transfer
+from flare.protocol.cid import CODEC_RAW, Cid
 from flare.protocol.unixfs import CHUNK_SIZE
 
 pytestmark = [
@@ -113,3 +115,36 @@ def test_pinning_unknown_content_fails_within_the_fetch_timeout(ipfs: IpfsStore)
 
     with pytest.raises(LookupError, match=cid):
         ipfs.pin(cid)
+
+
+def remove_block(api: str, cid: str) -> None:
+    """`ipfs block rm CID` over the RPC API, as an operator (or a disk failure) might."""
+    _, _, host, _, port, _ = api.split("/")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("POST", f"/api/v0/block/rm?arg={cid}")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
+def test_has_walks_unpinned_content_and_misses_a_removed_leaf(
+    ipfs: IpfsStore, ipfs_api: str
+) -> None:
+    data = random.randbytes(CHUNK_SIZE * 3)
+    whole = ipfs.put(data, pin=False)
+    lost = ipfs.put(data[:CHUNK_SIZE] + random.randbytes(CHUNK_SIZE), pin=False)
+    assert ipfs.has(whole)
+    assert ipfs.has(lost)
+
+    remove_block(ipfs_api, Cid.of_block(CODEC_RAW, data[:CHUNK_SIZE]).text)  # shared leaf
+
+    assert not ipfs.has(whole)  # the root is there; a leaf is not
+    assert not ipfs.has(lost)
+
+
+def test_has_trusts_a_recursive_pin_without_walking(ipfs: IpfsStore) -> None:
+    pinned = ipfs.put(random.randbytes(CHUNK_SIZE * 2 + 1))
+
+    assert pinned in ipfs.pins()
+    assert ipfs.has(pinned)

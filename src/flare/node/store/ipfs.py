@@ -23,7 +23,15 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_errors
 
 from flare.node.store.pipeline import stream_file
-from flare.protocol.cid import Cid, StorageIntegrityError, decode_cid, encode_cid
+from flare.protocol.cid import (
+    CODEC_DAG_PB,
+    Cid,
+    StorageIntegrityError,
+    decode_cid,
+    encode_cid,
+    verify_block,
+)
+from flare.protocol.dagpb import block_links
 from flare.protocol.errors import FlareError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher, file_size
@@ -152,27 +160,67 @@ class IpfsStore:
         return file_size(root, self._block(root, root))
 
     def has(self, cid: str) -> bool:
-        """Whether the daemon holds the root block (one request, whatever the file's size)."""
+        """Whether the daemon holds every block of `cid`, asking no peers.
+
+        A recursive pin is complete by the daemon's own guarantee: one request. Otherwise the
+        DAG is walked: inner nodes are read and verified, leaves only looked up. `offline`
+        keeps Kubo from asking peers; js-ipfs ignores it, so a short timeout backs it.
+        """
         root = Cid.parse(cid)
-        # `offline` keeps Kubo from asking peers; js-ipfs ignores it, so a short timeout backs it.
+        if self._pinned_recursively(root):
+            return True
+        todo = [root]
+        seen: set[bytes] = set()
+        try:
+            while todo:
+                block = todo.pop()
+                if block.digest in seen:
+                    continue
+                seen.add(block.digest)
+                if block.codec == CODEC_DAG_PB:
+                    data = self._block(root, block, offline=True)
+                    verify_block(block, data)
+                    todo.extend(block_links(block, data))
+                else:
+                    self._stat(root, block)
+        except BlockNotFoundError:
+            return False
+        return True
+
+    def _pinned_recursively(self, root: Cid) -> bool:
+        try:
+            answer = self._call(
+                f"pin/ls {root}", lambda: self._client.pin.ls(root.text, type="recursive")
+            )
+        except DaemonError as error:
+            if "not pinned" in error.message or _MISSING.search(error.message):
+                return False
+            raise
+        return any(encode_cid(decode_cid(key)) == root.text for key in answer["Keys"])
+
+    def _stat(self, root: Cid, cid: Cid) -> None:
+        """Raise BlockNotFoundError unless the daemon holds block `cid` itself."""
         try:
             self._call(
-                f"block/stat {root}",
+                f"block/stat {cid}",
                 lambda: self._client.block.stat(
-                    root.text, opts={"offline": "true", "timeout": self._has_timeout}
+                    cid.text, opts={"offline": "true", "timeout": self._has_timeout}
                 ),
             )
         except DaemonError as error:
             if _MISSING.search(error.message):
-                return False
+                raise BlockNotFoundError(root.text, self._api, block=cid.text) from error
             raise
-        return True
 
-    def _block(self, root: Cid, cid: Cid) -> bytes:
+    def _block(self, root: Cid, cid: Cid, *, offline: bool = False) -> bytes:
+        opts = (
+            {"offline": "true", "timeout": self._has_timeout}
+            if offline
+            else {"timeout": self._fetch_timeout}
+        )
         try:
             data = self._call(
-                f"block/get {cid}",
-                lambda: self._client.block.get(cid.text, opts={"timeout": self._fetch_timeout}),
+                f"block/get {cid}", lambda: self._client.block.get(cid.text, opts=opts)
             )
         except DaemonError as error:
             if _MISSING.search(error.message):
