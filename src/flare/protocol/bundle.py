@@ -25,24 +25,25 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
-from flare.protocol.cid import Cid
 from flare.protocol.errors import IntegrityError
-from flare.protocol.modelspec import DTYPES, ITEMSIZE, MAX_RANK, ModelSpec
+from flare.protocol.modelspec import DTYPES, MAX_RANK, ModelSpec
+from flare.protocol.tensorfile import (
+    DECIMAL,
+    NP_WIRE,
+    ST_DTYPE,
+    UINT64,
+    canonical_json,
+    is_canonical_cid,
+    no_duplicates,
+    safetensors_header,
+    to_float32,
+)
 
 FORMAT = "flare-update/1"
-ST_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
-_NP_WIRE: dict[str, np.dtype[Any]] = {
-    "float32": np.dtype("<f4"),
-    "bfloat16": np.dtype("<u2"),
-    "float16": np.dtype("<f2"),
-}
 _META_KEYS = frozenset(
     {"format", "round", "node", "base_model", "num_samples", "rank", "factor_dtype",
      "model_spec", "shapes", "metrics"}
 )  # fmt: skip
-_UINT64 = 2**64 - 1
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
-_CID_TEXT = re.compile(r"b[a-z2-7]{8,127}")  # base32 CIDv1 characters: a cheap first filter
 _MAX_METRICS = 64
 _METRIC = re.compile(r"[A-Za-z0-9_./-]{1,64}")
 
@@ -55,10 +56,6 @@ class InvalidBundleError(IntegrityError):
             message, hint=hint or "the update is skipped; its sender must rebuild it with a "
             "flare-node that speaks flare-update/1 for this deployment's model spec"
         )  # fmt: skip
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -76,15 +73,15 @@ class BundleMeta:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 0 <= self.round <= _UINT64:
+        if not 0 <= self.round <= UINT64:
             problems.append(f"round {self.round} is not a uint64")
-        if not 1 <= self.num_samples <= _UINT64:
+        if not 1 <= self.num_samples <= UINT64:
             problems.append(f"numSamples {self.num_samples} is not in 1..2^64-1")
         if not 1 <= self.rank <= MAX_RANK:
             problems.append(f"rank {self.rank} is not in 1..{MAX_RANK}")
         if self.factor_dtype not in DTYPES:
             problems.append(f"factor dtype {self.factor_dtype!r} is not one of {DTYPES}")
-        if not _is_canonical_cid(self.base_model):
+        if not is_canonical_cid(self.base_model):
             problems.append(
                 f"base model {str(self.base_model)[:70]!r} is not a CID in canonical form "
                 "(base32 CIDv1, raw or dag-pb, sha2-256)"
@@ -119,8 +116,8 @@ class BundleMeta:
             "rank": str(self.rank),
             "factor_dtype": self.factor_dtype,
             "model_spec": "0x" + self.model_spec.hex(),
-            "shapes": _canonical_json({p.name: list(p.shape) for p in spec.params}),
-            "metrics": _canonical_json(self.metrics),
+            "shapes": canonical_json({p.name: list(p.shape) for p in spec.params}),
+            "metrics": canonical_json(self.metrics),
         }
 
     @classmethod
@@ -136,7 +133,7 @@ class BundleMeta:
             odd = sorted(set(metadata) ^ _META_KEYS)
             raise InvalidBundleError(f"metadata keys missing or unexpected: {odd[:5]}")
         for key in ("round", "num_samples", "rank"):
-            if not _DECIMAL.fullmatch(metadata[key]):
+            if not DECIMAL.fullmatch(metadata[key]):
                 raise InvalidBundleError(f"metadata {key} = {metadata[key][:30]!r} is not decimal")
         spec_hex = metadata["model_spec"]
         if (
@@ -168,19 +165,6 @@ class BundleMeta:
         )
 
 
-def _is_canonical_cid(text: object) -> bool:
-    """Whether `text` is a CID nodes can fetch, written the one way `Cid.text` writes it.
-
-    One spelling per CID keeps one byte string (and so one bundle CID) per update.
-    """
-    if not isinstance(text, str) or not _CID_TEXT.fullmatch(text):
-        return False
-    try:
-        return Cid.parse(text).text == text
-    except ValueError:  # CidError: not a CID, or a codec or hash flare-node does not fetch
-        return False
-
-
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
@@ -193,21 +177,6 @@ def header_bound(spec: ModelSpec) -> int:
 def size_bound(spec: ModelSpec, rank: int, factor_dtype: str = "float32") -> int:
     """Largest bundle for this spec at this rank: what a fetcher should refuse to exceed."""
     return 8 + header_bound(spec) + spec.wire_bytes(rank, factor_dtype)
-
-
-def _header(layout: Mapping[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str]) -> bytes:
-    header: dict[str, Any] = {"__metadata__": metadata}
-    offset = 0
-    for name, (dtype, shape) in layout.items():
-        end = offset + math.prod(shape) * ITEMSIZE[dtype]
-        header[name] = {
-            "data_offsets": [offset, end],
-            "dtype": ST_DTYPE[dtype],
-            "shape": list(shape),
-        }
-        offset = end
-    text = _canonical_json(header).encode("ascii")
-    return text + b" " * (-len(text) % 8)
 
 
 def write_bundle(
@@ -229,14 +198,14 @@ def write_bundle(
     chunks: list[bytes] = []
     for name, (dtype, shape) in layout.items():
         array = np.asarray(tensors[name])
-        if array.shape != shape or array.dtype.newbyteorder("<") != _NP_WIRE[dtype]:
+        if array.shape != shape or array.dtype.newbyteorder("<") != NP_WIRE[dtype]:
             raise InvalidBundleError(
                 f"{name}: got {array.dtype}{list(array.shape)}, "
                 f"the layout needs {dtype}{list(shape)}"
             )
-        _check_finite(name, _to_float32(array, dtype))
-        chunks.append(np.ascontiguousarray(array, dtype=_NP_WIRE[dtype]).tobytes())
-    header = _header(layout, meta.encode(spec))
+        _check_finite(name, to_float32(array, dtype))
+        chunks.append(np.ascontiguousarray(array, dtype=NP_WIRE[dtype]).tobytes())
+    header = safetensors_header(layout, meta.encode(spec))
     return struct.pack("<Q", len(header)) + header + b"".join(chunks)
 
 
@@ -252,7 +221,7 @@ def read_bundle(data: bytes, spec: ModelSpec, *, max_bytes: int | None = None) -
         raise InvalidBundleError(f"header length {header_len} is out of bounds or truncated")
     header_bytes = bytes(data[8 : 8 + header_len])
     try:
-        header = json.loads(header_bytes.decode("ascii"), object_pairs_hook=_no_duplicates)
+        header = json.loads(header_bytes.decode("ascii"), object_pairs_hook=no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidBundleError(f"bundle header is not JSON: {error}") from error
     metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
@@ -271,7 +240,7 @@ def read_bundle(data: bytes, spec: ModelSpec, *, max_bytes: int | None = None) -
             raise InvalidBundleError(f"{name}: dtype is not {ST_DTYPE[dtype]} as the layout needs")
         if entry.get("shape") != list(shape):
             raise InvalidBundleError(f"{name}: shape {entry.get('shape')} is not {list(shape)}")
-    if _header(layout, meta.encode(spec)) != header_bytes:
+    if safetensors_header(layout, meta.encode(spec)) != header_bytes:
         raise InvalidBundleError("bundle header is not in canonical form (offsets or encoding)")
     start = 8 + header_len
     if len(data) != start + spec.wire_bytes(meta.rank, meta.factor_dtype):
@@ -279,35 +248,15 @@ def read_bundle(data: bytes, spec: ModelSpec, *, max_bytes: int | None = None) -
     arrays: dict[str, NDArray[np.float32]] = {}
     for name, (dtype, shape) in layout.items():
         begin, _ = header[name]["data_offsets"]
-        wire = np.frombuffer(data, _NP_WIRE[dtype], math.prod(shape), start + begin)
-        arrays[name] = _check_finite(name, _to_float32(wire.reshape(shape), dtype))
+        wire = np.frombuffer(data, NP_WIRE[dtype], math.prod(shape), start + begin)
+        arrays[name] = _check_finite(name, to_float32(wire.reshape(shape), dtype))
     return UpdateBundle(meta, spec, arrays)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("a key appears twice")
-    return result
-
-
-def _to_float32(array: NDArray[Any], dtype: str) -> NDArray[np.float32]:
-    if dtype == "bfloat16":
-        return (array.astype(np.uint32) << 16).view(np.float32)
-    return array.astype(np.float32, copy=False)
 
 
 def _check_finite(name: str, array: NDArray[np.float32]) -> NDArray[np.float32]:
     if not np.isfinite(array).all():
         raise InvalidBundleError(f"{name} holds NaN or infinite values")
     return array
-
-
-def bfloat16_bits(array: NDArray[Any]) -> NDArray[np.uint16]:
-    """float32 -> bfloat16 bit patterns, rounding to nearest even (as torch does)."""
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-    return (rounded >> np.uint32(16)).astype(np.uint16)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from flare.protocol.bundle import (
     BundleMeta,
     InvalidBundleError,
     UpdateBundle,
-    bfloat16_bits,
     read_bundle,
     write_bundle,
 )
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.tensorfile import bfloat16_bits
 
 SPEC = ModelSpec.from_shapes({"layer.weight": (24, 16), "layer.bias": (16,), "head": (3, 16)})
 NODE = "0x" + "5a" * 20

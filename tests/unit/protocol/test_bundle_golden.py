@@ -13,8 +13,9 @@ import hashlib
 
 import numpy as np
 
-from flare.protocol.bundle import BundleMeta, bfloat16_bits, read_bundle, write_bundle
+from flare.protocol.bundle import BundleMeta, read_bundle, write_bundle
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.tensorfile import bfloat16_bits
 
 SPEC_HASH = "68e057f25e7681d66fc70be5a576e1238b64688d16311c91ce79cab9f7768f3a"
 BUNDLE_SHA256 = {

@@ -9,7 +9,8 @@ from safetensors.torch import load as safetensors_load
 
 from flare.node.compress import PowerSGDConfig, compress, decompress
 from flare.node.delta import bundle_bytes, delta_to_torch, spec_from_parameters, to_numpy
-from flare.protocol.bundle import bfloat16_bits, read_bundle
+from flare.protocol.bundle import read_bundle
+from flare.protocol.tensorfile import bfloat16_bits
 
 NODE = "0x" + "3c" * 20
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
