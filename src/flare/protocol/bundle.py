@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,14 +28,13 @@ from flare.protocol.errors import IntegrityError
 from flare.protocol.modelspec import DTYPES, MAX_RANK, ModelSpec
 from flare.protocol.tensorfile import (
     DECIMAL,
-    NP_WIRE,
-    ST_DTYPE,
     UINT64,
+    Layout,
+    TensorFileError,
     canonical_json,
     is_canonical_cid,
-    no_duplicates,
-    safetensors_header,
-    to_float32,
+    read_tensor_file,
+    write_tensor_file,
 )
 
 FORMAT = "flare-update/1"
@@ -192,71 +190,30 @@ def write_bundle(
     if meta.model_spec != spec.hash:
         raise InvalidBundleError("bundle metadata names another model spec than the one given")
     layout = spec.wire_layout(meta.rank, meta.factor_dtype)
-    if set(tensors) != set(layout):
-        odd = sorted(set(tensors) ^ set(layout))
-        raise InvalidBundleError(f"tensors missing or unexpected for this spec and rank: {odd[:5]}")
-    chunks: list[bytes] = []
-    for name, (dtype, shape) in layout.items():
-        array = np.asarray(tensors[name])
-        if array.shape != shape or array.dtype.newbyteorder("<") != NP_WIRE[dtype]:
-            raise InvalidBundleError(
-                f"{name}: got {array.dtype}{list(array.shape)}, "
-                f"the layout needs {dtype}{list(shape)}"
-            )
-        _check_finite(name, to_float32(array, dtype))
-        chunks.append(np.ascontiguousarray(array, dtype=NP_WIRE[dtype]).tobytes())
-    header = safetensors_header(layout, meta.encode(spec))
-    return struct.pack("<Q", len(header)) + header + b"".join(chunks)
+    try:
+        return write_tensor_file(layout, meta.encode(spec), tensors)
+    except TensorFileError as error:
+        raise InvalidBundleError(str(error)) from error
 
 
 def read_bundle(data: bytes, spec: ModelSpec, *, max_bytes: int | None = None) -> UpdateBundle:
     """Parse and check an untrusted bundle against the model spec; refuse anything else."""
-    limit = max_bytes if max_bytes is not None else size_bound(spec, MAX_RANK)
-    if len(data) > limit:
-        raise InvalidBundleError(f"bundle of {len(data)} bytes exceeds the {limit}-byte bound")
-    if len(data) < 8:
-        raise InvalidBundleError(f"bundle of {len(data)} bytes is truncated before its header")
-    (header_len,) = struct.unpack_from("<Q", data)
-    if header_len > header_bound(spec) or 8 + header_len > len(data):
-        raise InvalidBundleError(f"header length {header_len} is out of bounds or truncated")
-    header_bytes = bytes(data[8 : 8 + header_len])
+
+    def decode(metadata: dict[str, str]) -> tuple[BundleMeta, Layout, dict[str, str]]:
+        meta = BundleMeta.decode(metadata, spec)
+        return meta, spec.wire_layout(meta.rank, meta.factor_dtype), meta.encode(spec)
+
     try:
-        header = json.loads(header_bytes.decode("ascii"), object_pairs_hook=no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InvalidBundleError(f"bundle header is not JSON: {error}") from error
-    metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise InvalidBundleError("bundle header has no str -> str __metadata__")
-    meta = BundleMeta.decode(metadata, spec)
-    layout = spec.wire_layout(meta.rank, meta.factor_dtype)
-    if set(header) != set(layout):
-        odd = sorted(set(header) ^ set(layout))
-        raise InvalidBundleError(f"tensors missing or unexpected for this spec and rank: {odd[:5]}")
-    for name, (dtype, shape) in layout.items():
-        entry = header[name]
-        if not isinstance(entry, dict) or entry.get("dtype") != ST_DTYPE[dtype]:
-            raise InvalidBundleError(f"{name}: dtype is not {ST_DTYPE[dtype]} as the layout needs")
-        if entry.get("shape") != list(shape):
-            raise InvalidBundleError(f"{name}: shape {entry.get('shape')} is not {list(shape)}")
-    if safetensors_header(layout, meta.encode(spec)) != header_bytes:
-        raise InvalidBundleError("bundle header is not in canonical form (offsets or encoding)")
-    start = 8 + header_len
-    if len(data) != start + spec.wire_bytes(meta.rank, meta.factor_dtype):
-        raise InvalidBundleError("bundle is truncated or has trailing bytes")
-    arrays: dict[str, NDArray[np.float32]] = {}
-    for name, (dtype, shape) in layout.items():
-        begin, _ = header[name]["data_offsets"]
-        wire = np.frombuffer(data, NP_WIRE[dtype], math.prod(shape), start + begin)
-        arrays[name] = _check_finite(name, to_float32(wire.reshape(shape), dtype))
+        meta, arrays = read_tensor_file(
+            data,
+            kind="bundle",
+            limit=max_bytes if max_bytes is not None else size_bound(spec, MAX_RANK),
+            header_limit=header_bound(spec),
+            decode=decode,
+        )
+    except TensorFileError as error:
+        raise InvalidBundleError(str(error)) from error
     return UpdateBundle(meta, spec, arrays)
-
-
-def _check_finite(name: str, array: NDArray[np.float32]) -> NDArray[np.float32]:
-    if not np.isfinite(array).all():
-        raise InvalidBundleError(f"{name} holds NaN or infinite values")
-    return array
 
 
 @dataclass(frozen=True)

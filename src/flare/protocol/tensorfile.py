@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,17 @@ __all__ = [
     "NP_WIRE",
     "ST_DTYPE",
     "UINT64",
+    "Layout",
+    "TensorFileError",
     "bfloat16_bits",
     "canonical_json",
     "is_canonical_cid",
+    "layout_bytes",
     "no_duplicates",
+    "read_tensor_file",
     "safetensors_header",
     "to_float32",
+    "write_tensor_file",
 ]
 
 ST_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
@@ -99,3 +105,100 @@ def bfloat16_bits(array: NDArray[Any]) -> NDArray[np.uint16]:
     bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
     rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
     return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+Layout = Mapping[str, tuple[str, tuple[int, ...]]]
+"""Tensor name -> (spec dtype, shape), in the order the tensors are laid out."""
+
+
+class TensorFileError(ValueError):
+    """A tensor file that is not in its one canonical form; formats re-raise it as their own."""
+
+
+def layout_bytes(layout: Layout) -> int:
+    """Bytes of tensor data `layout` describes."""
+    return sum(math.prod(shape) * ITEMSIZE[dtype] for dtype, shape in layout.values())
+
+
+def write_tensor_file(
+    layout: Layout, metadata: dict[str, str], tensors: Mapping[str, NDArray[Any]]
+) -> bytes:
+    """The canonical bytes of `tensors` (wire arrays: float32, float16, bfloat16 as uint16 bits).
+
+    Anything `read_tensor_file` would refuse is refused here first.
+    """
+    if set(tensors) != set(layout):
+        odd = sorted(set(tensors) ^ set(layout))
+        raise TensorFileError(f"tensors missing or unexpected for this layout: {odd[:5]}")
+    chunks: list[bytes] = []
+    for name, (dtype, shape) in layout.items():
+        array = np.asarray(tensors[name])
+        if array.shape != shape or array.dtype.newbyteorder("<") != NP_WIRE[dtype]:
+            raise TensorFileError(
+                f"{name}: got {array.dtype}{list(array.shape)}, "
+                f"the layout needs {dtype}{list(shape)}"
+            )
+        _check_finite(name, to_float32(array, dtype))
+        chunks.append(np.ascontiguousarray(array, dtype=NP_WIRE[dtype]).tobytes())
+    header = safetensors_header(layout, metadata)
+    return struct.pack("<Q", len(header)) + header + b"".join(chunks)
+
+
+def read_tensor_file[T](
+    data: bytes,
+    *,
+    kind: str,
+    limit: int,
+    header_limit: int,
+    decode: Callable[[dict[str, str]], tuple[T, Layout, dict[str, str]]],
+) -> tuple[T, dict[str, NDArray[np.float32]]]:
+    """Parse an untrusted tensor file: every check before a single array is made.
+
+    `decode` turns the metadata into the format's own record, the layout that record implies,
+    and the metadata as the writer would have written it (to rebuild the canonical header).
+    Arrays come back as float32, exact for every wire dtype, and finite.
+    """
+    if len(data) > limit:
+        raise TensorFileError(f"{kind} of {len(data)} bytes exceeds the {limit}-byte bound")
+    if len(data) < 8:
+        raise TensorFileError(f"{kind} of {len(data)} bytes is truncated before its header")
+    (header_len,) = struct.unpack_from("<Q", data)
+    if header_len > header_limit or 8 + header_len > len(data):
+        raise TensorFileError(f"header length {header_len} is out of bounds or truncated")
+    header_bytes = bytes(data[8 : 8 + header_len])
+    try:
+        header = json.loads(header_bytes.decode("ascii"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise TensorFileError(f"{kind} header is not JSON: {error}") from error
+    metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TensorFileError(f"{kind} header has no str -> str __metadata__")
+    record, layout, canonical = decode(metadata)
+    if set(header) != set(layout):
+        odd = sorted(set(header) ^ set(layout))
+        raise TensorFileError(f"tensors missing or unexpected for this layout: {odd[:5]}")
+    for name, (dtype, shape) in layout.items():
+        entry = header[name]
+        if not isinstance(entry, dict) or entry.get("dtype") != ST_DTYPE[dtype]:
+            raise TensorFileError(f"{name}: dtype is not {ST_DTYPE[dtype]} as the layout needs")
+        if entry.get("shape") != list(shape):
+            raise TensorFileError(f"{name}: shape {entry.get('shape')} is not {list(shape)}")
+    if safetensors_header(layout, canonical) != header_bytes:
+        raise TensorFileError(f"{kind} header is not in canonical form (offsets or encoding)")
+    start = 8 + header_len
+    if len(data) != start + layout_bytes(layout):
+        raise TensorFileError(f"{kind} is truncated or has trailing bytes")
+    arrays: dict[str, NDArray[np.float32]] = {}
+    for name, (dtype, shape) in layout.items():
+        begin, _ = header[name]["data_offsets"]
+        wire = np.frombuffer(data, NP_WIRE[dtype], math.prod(shape), start + begin)
+        arrays[name] = _check_finite(name, to_float32(wire.reshape(shape), dtype))
+    return record, arrays
+
+
+def _check_finite(name: str, array: NDArray[np.float32]) -> NDArray[np.float32]:
+    if not np.isfinite(array).all():
+        raise TensorFileError(f"{name} holds NaN or infinite values")
+    return array
