@@ -1,0 +1,117 @@
+"""What every seat holder computes in review: the checked updates, the aggregate, the next model.
+
+A seat holder fetches the update each node registered, parses it as a `flare-update/1` bundle
+for the deployment's model spec, keeps it only if it was trained for this round from this
+round's base model and names the node that registered it, aggregates the kept updates with the
+deployment's rule, and applies the result to the base (`flare.protocol.model.apply_delta`).
+Every step is deterministic, so honest seat holders compute the same model bytes, the same CID
+and the same `updatesRoot`: a seat holder votes for a proposal when both match its own.
+Nothing here raises for a bad update: each is left out with the reason, for the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_utils.address import to_checksum_address
+
+from flare.protocol.aggregate import RULES, Rejection, Rule, Update, screen
+from flare.protocol.bundle import InvalidBundleError, read_bundle, size_bound
+from flare.protocol.errors import FlareError
+from flare.protocol.model import GlobalModel, ModelMeta, apply_delta, write_model
+from flare.protocol.modelspec import MAX_RANK
+from flare.protocol.rounds import updates_root
+
+__all__ = ["NextModel", "NotEnoughUpdatesError", "Submission", "next_model"]
+
+
+class NotEnoughUpdatesError(FlareError):
+    """Too few updates survived the checks for the rule: there is nothing to propose."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An update as the chain registered it, with its bytes (None: they could not be fetched)."""
+
+    node: str
+    cid: bytes  # binary CID, as UpdateSubmitted carries it
+    data: bytes | None
+
+
+@dataclass(frozen=True)
+class NextModel:
+    """The proposal a seat holder makes (or checks): model bytes, metadata, who is in and out."""
+
+    model: bytes
+    meta: ModelMeta
+    included: tuple[str, ...]
+    rejected: tuple[Rejection, ...]
+
+
+def next_model(
+    base: GlobalModel,
+    base_cid: str,
+    round_number: int,
+    submissions: Sequence[Submission],
+    rule: Rule,
+    *,
+    norm_bound: float,
+    max_rank: int = MAX_RANK,
+) -> NextModel:
+    """The next global model from this round's submissions (see the module docstring)."""
+    spec = base.spec
+    limit = size_bound(spec, max_rank)
+    updates: list[Update] = []
+    rejected: list[Rejection] = []
+    for submission in submissions:
+        if submission.data is None:
+            rejected.append(Rejection(submission.node, "its update could not be fetched"))
+            continue
+        try:
+            bundle = read_bundle(submission.data, spec, max_bytes=limit)
+        except InvalidBundleError as error:
+            rejected.append(Rejection(submission.node, error.message))
+            continue
+        reason = _mismatch(bundle.meta.round, bundle.meta.base_model, bundle.meta.node,
+                           round_number, base_cid, submission.node)  # fmt: skip
+        if reason is not None:
+            rejected.append(Rejection(submission.node, reason))
+            continue
+        updates.append(Update(submission.node, bundle.meta.num_samples, bundle.delta()))
+    accepted, screened_out = screen(updates, spec, norm_bound=norm_bound)
+    rejected.extend(screened_out)
+    if len(accepted) < max(1, rule.minimum_updates):
+        raise NotEnoughUpdatesError(
+            f"{len(accepted)} update(s) passed the checks; rule {rule.name} needs "
+            f"{max(1, rule.minimum_updates)}",
+            hint="the round fails when review ends without a proposal; the next keeps its base",
+        )
+    result = RULES[rule.name](accepted, spec, rule)
+    rejected.extend(result.rejected)
+    cids = {to_checksum_address(s.node): s.cid for s in submissions}
+    root = updates_root([(node, cids[to_checksum_address(node)]) for node in result.included])
+    meta = ModelMeta(round=round_number, parent=base_cid, updates_root=root, model_spec=spec.hash)
+    model = write_model(meta, spec, apply_delta(base, result.delta))
+    return NextModel(model, meta, result.included, tuple(rejected))
+
+
+def _mismatch(
+    bundle_round: int,
+    bundle_base: str,
+    bundle_node: str,
+    round_number: int,
+    base_cid: str,
+    node: str,
+) -> str | None:
+    if bundle_round != round_number:
+        return f"the update was built for round {bundle_round}, not {round_number}"
+    if bundle_base != base_cid:
+        return f"the update was trained from {bundle_base}, not this round's base {base_cid}"
+    try:
+        same = to_checksum_address(node) == bundle_node
+    except ValueError:
+        return "the node is not an Ethereum address"
+    if not same:
+        return f"the update names node {bundle_node}, not the node that registered it"
+    return None

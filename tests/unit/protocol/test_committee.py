@@ -1,0 +1,159 @@
+"""What seat holders compute in review: checked updates, the aggregate, the next model's bytes."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_utils.address import to_checksum_address
+from numpy.typing import NDArray
+
+from flare.protocol.aggregate import Rule
+from flare.protocol.bundle import BundleMeta, write_bundle
+from flare.protocol.cid import decode_cid
+from flare.protocol.committee import NotEnoughUpdatesError, Submission, next_model
+from flare.protocol.model import ModelMeta, read_model, write_model
+from flare.protocol.modelspec import ModelSpec
+from flare.protocol.rounds import updates_root
+from flare.protocol.unixfs import FileHasher
+
+SPEC = ModelSpec.from_shapes({"layer.weight": (12, 8), "layer.bias": (8,)})
+RANK = 2
+
+
+def cid_of(data: bytes) -> str:
+    hasher = FileHasher()
+    hasher.update(data)
+    return hasher.finish().text
+
+
+def base_model() -> tuple[bytes, str]:
+    rng = np.random.default_rng(0)
+    weights = {p.name: rng.standard_normal(p.shape).astype(np.float32) for p in SPEC.params}
+    data = write_model(ModelMeta.genesis(SPEC), SPEC, weights)
+    return data, cid_of(data)
+
+
+def node(i: int) -> str:
+    return to_checksum_address("0x" + f"{i + 1:02x}" * 20)
+
+
+def bundle(
+    i: int, base: str, *, round_number: int = 1, samples: int = 10, names: str | None = None
+) -> tuple[bytes, dict[str, NDArray[np.float64]]]:
+    """A dense-only (bias) plus factored (weight) update; returns its bytes and its delta."""
+    rng = np.random.default_rng(100 + i)
+    meta = BundleMeta(
+        round=round_number,
+        node=names or node(i),
+        base_model=base,
+        num_samples=samples,
+        rank=RANK,
+        model_spec=SPEC.hash,
+    )
+    wire: dict[str, NDArray[Any]] = {
+        "layer.weight.P": rng.standard_normal((12, RANK)).astype(np.float32) * 0.1,
+        "layer.weight.Q": rng.standard_normal((8, RANK)).astype(np.float32) * 0.1,
+        "layer.bias": rng.standard_normal(8).astype(np.float32) * 0.1,
+    }
+    delta = {
+        "layer.weight": wire["layer.weight.P"].astype(np.float64)
+        @ wire["layer.weight.Q"].astype(np.float64).T,
+        "layer.bias": wire["layer.bias"].astype(np.float64),
+    }
+    return write_bundle(meta, SPEC, wire), delta
+
+
+def submission(i: int, data: bytes | None) -> Submission:
+    return Submission(node(i), decode_cid(cid_of(data or b"missing")), data)
+
+
+def test_the_next_model_is_the_base_plus_the_sample_weighted_mean() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    made = [bundle(i, base_cid, samples=10 * (i + 1)) for i in range(3)]
+    submissions = [submission(i, data) for i, (data, _) in enumerate(made)]
+
+    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
+
+    model = read_model(result.model, SPEC)
+    assert model.meta == result.meta
+    assert (model.meta.round, model.meta.parent) == (1, base_cid)
+    assert model.meta.updates_root == updates_root([(s.node, s.cid) for s in submissions])
+    assert result.included == tuple(node(i) for i in range(3))
+    assert result.rejected == ()
+    for name in SPEC.names:
+        mean = sum(10 * (i + 1) * delta[name] for i, (_, delta) in enumerate(made)) / 60
+        expected = (base.weights[name].astype(np.float64) + mean).astype(np.float32)
+        np.testing.assert_allclose(model.weights[name], expected, rtol=0, atol=1e-6)
+
+
+def test_every_seat_holder_computes_the_same_bytes_whatever_the_order() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    submissions = [submission(i, bundle(i, base_cid)[0]) for i in range(4)]
+    shuffled = submissions[:]
+    random.Random(1).shuffle(shuffled)
+
+    first = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
+    second = next_model(base, base_cid, 1, shuffled, Rule("fedavg"), norm_bound=100.0)
+
+    assert first.model == second.model
+
+
+def test_bad_updates_are_left_out_with_their_reasons() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    other_base = cid_of(b"another base")
+    submissions = [
+        submission(0, bundle(0, base_cid)[0]),
+        submission(1, bundle(1, base_cid)[0]),
+        submission(2, bundle(2, other_base)[0]),
+        submission(3, bundle(3, base_cid, round_number=2)[0]),
+        submission(4, bundle(4, base_cid, names=node(0))[0]),
+        submission(5, b"not a bundle"),
+        submission(6, None),
+    ]
+
+    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
+
+    assert result.included == (node(0), node(1))
+    reasons = {rejection.node: rejection.reason for rejection in result.rejected}
+    assert "not this round's base" in reasons[node(2)]
+    assert "built for round 2" in reasons[node(3)]
+    assert "not the node that registered it" in reasons[node(4)]
+    assert "header" in reasons[node(5)]
+    assert "could not be fetched" in reasons[node(6)]
+    assert read_model(result.model, SPEC).meta.updates_root == updates_root(
+        [(s.node, s.cid) for s in submissions[:2]]
+    )
+
+
+def test_too_few_good_updates_leave_nothing_to_propose() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    submissions = [submission(i, bundle(i, base_cid)[0]) for i in range(2)]
+
+    with pytest.raises(NotEnoughUpdatesError, match="needs 3"):
+        next_model(base, base_cid, 1, submissions, Rule("trimmed-mean", trim=1), norm_bound=100.0)
+    with pytest.raises(NotEnoughUpdatesError, match="0 update"):
+        next_model(base, base_cid, 1, [submission(0, None)], Rule("fedavg"), norm_bound=100.0)
+
+
+def test_an_update_over_the_norm_bound_is_screened_out() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    made = [bundle(i, base_cid) for i in range(3)]
+    norms = [float(np.sqrt(sum((d**2).sum() for d in delta.values()))) for _, delta in made]
+    largest = int(np.argmax(norms))
+    bound = sorted(norms)[1] * (1 + 1e-6)  # only the largest is over it
+    submissions = [submission(i, data) for i, (data, _) in enumerate(made)]
+
+    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=bound)
+
+    assert node(largest) not in result.included
+    assert len(result.included) == 2
+    assert [r.node for r in result.rejected] == [node(largest)]
+    assert "norm" in result.rejected[0].reason
