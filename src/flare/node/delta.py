@@ -47,7 +47,10 @@ def to_numpy(tensor: torch.Tensor) -> NDArray[Any]:
 
 def from_numpy(array: NDArray[Any], dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A torch tensor of `dtype` from a numpy array (e.g. an aggregated float64 delta)."""
-    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch will not share read-only memory (a parsed file's)
+        array = array.copy()
+    return torch.from_numpy(array).to(dtype)
 
 
 def bundle_bytes(

@@ -64,6 +64,7 @@ def next_model(
     limit = size_bound(spec, max_rank)
     updates: list[Update] = []
     rejected: list[Rejection] = []
+    cids: dict[str, bytes] = {}
     for submission in submissions:
         if submission.data is None:
             rejected.append(Rejection(submission.node, "its update could not be fetched"))
@@ -78,7 +79,9 @@ def next_model(
         if reason is not None:
             rejected.append(Rejection(submission.node, reason))
             continue
-        updates.append(Update(submission.node, bundle.meta.num_samples, bundle.delta()))
+        node = bundle.meta.node  # checksummed, and the registering node's (checked above)
+        updates.append(Update(node, bundle.meta.num_samples, bundle.delta()))
+        cids[node] = submission.cid
     accepted, screened_out = screen(updates, spec, norm_bound=norm_bound)
     rejected.extend(screened_out)
     if len(accepted) < max(1, rule.minimum_updates):
@@ -89,8 +92,7 @@ def next_model(
         )
     result = RULES[rule.name](accepted, spec, rule)
     rejected.extend(result.rejected)
-    cids = {to_checksum_address(s.node): s.cid for s in submissions}
-    root = updates_root([(node, cids[to_checksum_address(node)]) for node in result.included])
+    root = updates_root([(node, cids[node]) for node in result.included])
     meta = ModelMeta(round=round_number, parent=base_cid, updates_root=root, model_spec=spec.hash)
     model = write_model(meta, spec, apply_delta(base, result.delta))
     return NextModel(model, meta, result.included, tuple(rejected))
