@@ -1,14 +1,16 @@
 """`flare-node demo`: one federated round on the embedded defaults, narrated.
 
-Everything real that exists runs for real: FlareRounds on an in-process EVM, the embedded
-content store with Kubo-identical CIDs, ECVRF seat claims checked by every seat holder. The
-nodes' training and aggregation are scripted for now (each update is a small labelled payload):
-the round loop of the node replaces them as it lands.
+Everything runs for real, in one process: FlareRounds on an in-process EVM, the embedded
+content store with Kubo-identical CIDs, ECVRF seat claims checked by every seat holder, a tiny
+SmolVLA trained with LeRobot by every node on its own synthetic SO-100 data (each node sees
+only some of the tasks), PowerSGD-compressed `flare-update/1` bundles, and a committee whose
+every member recomputes the aggregate and votes only for the model bytes it computed itself.
+What the demo scripts is the choreography: the nodes take turns instead of running
+`flare-node` processes of their own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import tempfile
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flare.cli.common import JsonOption
+from flare.cli.common import JsonOption, offline_hub
 
 if TYPE_CHECKING:
     from flare.node.store.embedded import EmbeddedStore
@@ -40,35 +42,62 @@ def demo(
     committee: Annotated[
         int, typer.Option("--committee", min=1, max=9, help="Committee seats (k).")
     ] = 3,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, max=1000, help="Local training steps per node.")
+    ] = 30,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="Where the embedded store lives. Default: a temp dir."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deploy FlareRounds on the embedded chain and walk one round with scripted nodes."""
+    """Deploy FlareRounds on the embedded chain and walk one real round with N nodes."""
     if committee > nodes:
         raise typer.BadParameter("the committee cannot be larger than the federation")
+    offline_hub()
     with tempfile.TemporaryDirectory(prefix="flare-demo-") as scratch:
         root = data_dir if data_dir is not None else Path(scratch)
         from flare.node.store.embedded import EmbeddedStore
 
         with EmbeddedStore(root / "store") as store:
-            summary = _run(store, nodes, committee, quiet=as_json)
+            summary = _run(store, root, nodes, committee, steps, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 
 
-def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str, Any]:
+# Small enough for a laptop CPU in about a minute, large enough for one round to help: each
+# node records 8 episodes with its cubes in its own stripe of the table (non-IID in space).
+_EPISODES, _FRAMES, _BATCH = 8, 30, 8
+_REFERENCE_EPISODES = 4  # the deployer's data: normalization statistics and held-out loss
+_NORM_BOUND = 1e3  # the deployment's bound on an update's L2 norm (a tiny policy's are ~1-10)
+_RULE = "fedavg"
+
+
+def _run(
+    store: EmbeddedStore, work: Path, n_nodes: int, k: int, steps: int, *, quiet: bool
+) -> dict[str, Any]:
     # Heavy imports stay here so `flare-node --help` is fast.
+    import datasets
+
     from flare.chain.connect import DEFAULT_RPC, connect
     from flare.chain.deploy import deploy
     from flare.chain.devchain import advance_time, dev_account_key
     from flare.chain.ledger import Web3Ledger
+    from flare.node.federation import genesis_model, load_model, local_update
+    from flare.node.train.backbone import TINY, resolve_backbone
+    from flare.node.train.dataset import DatasetSource, open_metadata
+    from flare.node.train.evaluate import evaluate
+    from flare.node.train.local import TrainOptions
+    from flare.node.train.policy import new_policy
+    from flare.node.train.synth import SynthOptions, write_synth_dataset
     from flare.protocol import sortition, vrf
+    from flare.protocol.aggregate import Rule
+    from flare.protocol.bundle import size_bound
     from flare.protocol.cid import decode_cid, encode_cid
+    from flare.protocol.committee import Submission, next_model
     from flare.protocol.events import SeatClaimed, UpdateSubmitted
-    from flare.protocol.rounds import Phase, RoundConfig, updates_root
+    from flare.protocol.model import read_model
+    from flare.protocol.rounds import Phase, RoundConfig
 
     def say(text: str = "") -> None:
         if not quiet:
@@ -77,21 +106,38 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
     w3 = connect(DEFAULT_RPC)
     chain_id = int(w3.eth.chain_id)
 
-    # --- DEPLOY ---
-    genesis = store.put(b"flare-demo genesis model (scripted)\n")
+    # --- GENESIS: the deployer's reference data fixes the policy and its normalization ---
+    def synth(name: str, options: SynthOptions) -> DatasetSource:
+        root = work / "data" / name
+        if not (root / "meta" / "info.json").is_file():
+            datasets.disable_progress_bars()  # again: LeRobot turns them back on after its own use
+            write_synth_dataset(root, options)
+        return DatasetSource(root)
+
+    reference = synth(
+        "reference",
+        SynthOptions(episodes=_REFERENCE_EPISODES, frames=_FRAMES, use_videos=False, seed=0),
+    )
+    backbone_dir = resolve_backbone(TINY, work / "backbones")
+    loaded = new_policy(backbone_dir, open_metadata(reference), preset="tiny", device="cpu", seed=0)
+    spec = loaded.spec
+    genesis_bytes = genesis_model(loaded)
+    genesis = store.put(genesis_bytes)
+    say(f"genesis model {genesis}")
+    say(f"  tiny SmolVLA, {spec.numel:,} trainable parameters, spec 0x{spec.hash.hex()[:16]}…")
     config = RoundConfig(
         committee_size=k, quorum_bps=6000, train_window=600, review_window=600, min_updates=2
     )
     record, owner = deploy(
         w3,
         dev_account_key(chain_id, 0),
-        model_spec_hash=hashlib.sha256(b"flare-demo scripted model").digest(),
+        model_spec_hash=spec.hash,
         genesis_model=decode_cid(genesis),
         config=config,
         allowlist=True,
     )
     say(f"deployed FlareRounds at {record.address} (chain {chain_id}, block {record.block})")
-    say(f"  k={k} quorum={config.quorum_bps / 100:.0f}% genesis={genesis}")
+    say(f"  k={k} quorum={config.quorum_bps / 100:.0f}% rule={_RULE}")
 
     # --- REGISTER ---
     peers: list[_Node] = []
@@ -126,23 +172,40 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
         evicted = [e.evicted for e in claimed if isinstance(e, SeatClaimed) and int(e.evicted, 16)]
         pushed_out = f" (pushed out {names[evicted[0]]})" if evicted else ""
         say(f"{node.name} claimed a seat: {decision.reason}{pushed_out}")
-    # --- TRAIN + SUBMIT (scripted) ---
-    for node in peers:
-        payload = json.dumps({"round": 1, "node": node.address, "update": "scripted"}).encode()
-        cid = store.put(payload)
-        node.ledger.submit_update(1, decode_cid(cid), 100)
-        say(f"{node.name} submitted update {cid}")
+
+    # --- TRAIN + SUBMIT: each node trains from the base on its own share of the tasks ---
+    base = read_model(store.get(genesis), spec)
+    dense_kib = spec.numel * 4 / 1024
+    for i, node in enumerate(peers):
+        options = SynthOptions(
+            episodes=_EPISODES, frames=_FRAMES, use_videos=False, seed=i + 1,
+            skew="region", node_index=i, num_nodes=n_nodes,
+        )  # fmt: skip
+        source = synth(node.name, options)
+        update = local_update(
+            loaded, base, genesis, source, TrainOptions(steps=steps, batch_size=_BATCH, seed=i),
+            round_number=1, node=node.address, seed=info.seed,
+        )  # fmt: skip
+        cid = store.put(update.bundle)
+        node.ledger.submit_update(1, decode_cid(cid), update.metrics.samples)
+        low, high = options.region()
+        loss = f"{update.metrics.losses[0]:.3f} -> {update.metrics.final_loss:.3f}"
+        size = f"{len(update.bundle) / 1024:.0f} KiB, {dense_kib:.0f} KiB dense"
+        say(f"{node.name} trained {steps} steps on cubes in u={low:.2f}..{high:.2f}: loss {loss}")
+        say(f"  update {cid} ({size})")
 
     info = owner.get_round(1)
     if info.phase is Phase.TRAINING:  # not everyone submitted or seats unfilled: wait it out
         advance_time(w3, info.train_end - owner.timestamp())
     say(f"round 1 is in {owner.phase(1).name.lower()}")
 
-    # --- REVIEW: every seat holder checks the seats and the updates, then votes ---
+    # --- REVIEW: every seat holder checks the seats, recomputes the model, then votes ---
     events = owner.events(record.block)
     keys = {node.address: node.vrf_public for node in peers}
     claims = {e.node: e for e in events if isinstance(e, SeatClaimed) and e.round == 1}
-    updates = [(e.node, e.cid) for e in events if isinstance(e, UpdateSubmitted) and e.round == 1]
+    registered = [
+        (e.node, e.cid) for e in events if isinstance(e, UpdateSubmitted) and e.round == 1
+    ]
     seats = [seat.holder for seat in owner.seats(1)]
     # v1 checks seat claims off-chain: a seat whose proof fails is ignored by honest nodes.
     valid_seats = []
@@ -154,24 +217,47 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
         else:
             valid_seats.append(holder)
     say(f"{len(valid_seats)} of {len(seats)} seats carry valid VRF proofs")
-    fetched = [store.get(encode_cid(cid)) for _, cid in updates]  # re-hashed on read
-    root_hash = updates_root(updates)
-    aggregate = store.put(b"".join(sorted(fetched)))
+    limit = size_bound(spec, 4)
+    rule = Rule(_RULE)
+
+    def review() -> Any:
+        """One seat holder's own computation, from the chain's list and the store's bytes."""
+        submissions = [
+            Submission(node, cid, store.get(encode_cid(cid), max_bytes=limit))  # re-hashed
+            for node, cid in registered
+        ]
+        return next_model(base, genesis, 1, submissions, rule, norm_bound=_NORM_BOUND)
+
     committee_nodes = [node for node in peers if node.address in valid_seats]
     proposer = committee_nodes[0]
-    receipt = proposer.ledger.propose_aggregate(1, decode_cid(aggregate), root_hash)
-    say(f"{proposer.name} proposed aggregate {aggregate} over {len(updates)} updates")
+    proposal = review()
+    model_cid = store.put(proposal.model)
+    for rejection in proposal.rejected:
+        say(f"  left out {names.get(rejection.node, rejection.node)}: {rejection.reason}")
+    receipt = proposer.ledger.propose_aggregate(
+        1, decode_cid(model_cid), proposal.meta.updates_root
+    )
+    say(f"{proposer.name} proposed model {model_cid} over {len(proposal.included)} updates")
     for node in committee_nodes:
         if owner.phase(1) is not Phase.REVIEW:
             break
-        proposal = owner.get_proposal(1, receipt.proposal_id)
-        approve = proposal.updates_root == updates_root(updates)
+        own = review()
+        on_chain = owner.get_proposal(1, receipt.proposal_id)
+        approve = (
+            encode_cid(on_chain.cid) == store.put(own.model)
+            and on_chain.updates_root == own.meta.updates_root
+        )
         node.ledger.vote(1, receipt.proposal_id, approve)
-        say(f"{node.name} voted {'approve' if approve else 'reject'}")
+        say(f"{node.name} recomputed the model and voted {'approve' if approve else 'reject'}")
 
-    # --- ADOPT ---
+    # --- ADOPT: how the new model does on data no node trained on ---
     final = owner.get_round(1)
     model_round, model = owner.global_model()
+    episodes = list(range(_REFERENCE_EPISODES))
+    load_model(loaded, base)
+    before = evaluate(loaded, reference, episodes, max_samples=64).loss
+    load_model(loaded, read_model(store.get(encode_cid(model)), spec))
+    after = evaluate(loaded, reference, episodes, max_samples=64).loss
     say(f"round 1 {final.phase.name.lower()}: global model {encode_cid(model)}")
     say(f"round {owner.current_round()} is open in {owner.phase(owner.current_round()).name}")
     say()
@@ -180,16 +266,20 @@ def _run(store: EmbeddedStore, n_nodes: int, k: int, *, quiet: bool) -> dict[str
     say(f"  committee      {len(valid_seats)}/{k} seats with valid VRF proofs")
     say(f"  votes          {owner.get_proposal(1, receipt.proposal_id).approvals} approvals")
     say(f"  global model   {encode_cid(model)}")
-    say("  next           training and aggregation are scripted in this demo")
+    say(f"  held-out loss  {before:.4f} -> {after:.4f} (reference data, no node trained on it)")
     return {
         "contract": record.address,
         "chain_id": chain_id,
         "round": 1,
         "phase": final.phase.name,
-        "updates": len(updates),
+        "updates": len(registered),
+        "included": list(proposal.included),
         "seats": seats,
         "verified_seats": valid_seats,
+        "genesis_model": genesis,
         "global_model": encode_cid(model),
         "global_model_round": model_round,
+        "model_spec": "0x" + spec.hash.hex(),
+        "held_out_loss": {"before": before, "after": after},
         "next_round": owner.current_round(),
     }
