@@ -158,11 +158,26 @@ def test_a_block_the_daemon_cannot_find_is_not_found() -> None:
     store = fake_store(
         block_get=refused("Failed to get block: request timed out"),
         block_stat=refused("context deadline exceeded"),
+        pin_ls=refused(f"path '{missing}' is not pinned"),
     )
 
     with pytest.raises(BlockNotFoundError, match=missing):
         store.get(missing)
     assert store.has(missing) is False
+
+
+def test_has_answers_from_a_recursive_pin_without_walking() -> None:
+    pinned = Cid.of_block(CODEC_RAW, b"pinned")
+    asked: list[str] = []
+
+    def pin_ls(cid: str, **options: Any) -> dict[str, Any]:
+        asked.append(options["type"])
+        return {"Keys": {cid: {"Type": "recursive"}}}
+
+    store = fake_store(pin_ls=pin_ls, block_stat=refused("must not be asked"))
+
+    assert store.has(pinned.text) is True
+    assert asked == ["recursive"]
 
 
 def test_other_daemon_errors_are_reported_as_such() -> None:
