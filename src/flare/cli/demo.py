@@ -95,8 +95,10 @@ def _run(
     from flare.protocol.bundle import size_bound
     from flare.protocol.cid import decode_cid, encode_cid
     from flare.protocol.committee import Submission, next_model
+    from flare.protocol.errors import FlareError
     from flare.protocol.events import SeatClaimed, UpdateSubmitted
     from flare.protocol.model import read_model
+    from flare.protocol.modelspec import MAX_RANK
     from flare.protocol.rounds import Phase, RoundConfig
 
     def say(text: str = "") -> None:
@@ -203,9 +205,7 @@ def _run(
     events = owner.events(record.block)
     keys = {node.address: node.vrf_public for node in peers}
     claims = {e.node: e for e in events if isinstance(e, SeatClaimed) and e.round == 1}
-    registered = [
-        (e.node, e.cid) for e in events if isinstance(e, UpdateSubmitted) and e.round == 1
-    ]
+    registered = [e for e in events if isinstance(e, UpdateSubmitted) and e.round == 1]
     seats = [seat.holder for seat in owner.seats(1)]
     # v1 checks seat claims off-chain: a seat whose proof fails is ignored by honest nodes.
     valid_seats = []
@@ -217,15 +217,19 @@ def _run(
         else:
             valid_seats.append(holder)
     say(f"{len(valid_seats)} of {len(seats)} seats carry valid VRF proofs")
-    limit = size_bound(spec, 4)
+    limit = size_bound(spec, MAX_RANK)
     rule = Rule(_RULE)
+
+    def fetch(cid: bytes) -> bytes | None:
+        """The update's bytes, re-hashed on read; None (left out) if they cannot be had."""
+        try:
+            return store.get(encode_cid(cid), max_bytes=limit)
+        except FlareError:
+            return None
 
     def review() -> Any:
         """One seat holder's own computation, from the chain's list and the store's bytes."""
-        submissions = [
-            Submission(node, cid, store.get(encode_cid(cid), max_bytes=limit))  # re-hashed
-            for node, cid in registered
-        ]
+        submissions = [Submission(e.node, e.cid, e.num_samples, fetch(e.cid)) for e in registered]
         return next_model(base, genesis, 1, submissions, rule, norm_bound=_NORM_BOUND)
 
     committee_nodes = [node for node in peers if node.address in valid_seats]

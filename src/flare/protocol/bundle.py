@@ -97,8 +97,10 @@ class BundleMeta:
         for key, value in self.metrics.items():
             if not (isinstance(key, str) and _METRIC.fullmatch(key)):
                 problems.append(f"metric name {key[:70]!r} is not 1..64 of [A-Za-z0-9_./-]")
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                problems.append(f"metric {key!r} = {value!r} is not a finite number")
+            if not _finite_number(value):
+                problems.append(
+                    f"metric {str(key)[:70]!r} = {str(value)[:40]} is not a finite number"
+                )
         if problems:
             raise InvalidBundleError("bad bundle metadata: " + "; ".join(problems[:5]))
         object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
@@ -145,7 +147,7 @@ class BundleMeta:
         try:
             metrics = json.loads(metadata["metrics"], parse_constant=_refuse_constant)
             shapes = json.loads(metadata["shapes"])
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise InvalidBundleError(f"metadata JSON does not parse: {error}") from error
         if not isinstance(metrics, dict):
             raise InvalidBundleError("metadata metrics is not a JSON object")
@@ -161,6 +163,16 @@ class BundleMeta:
             factor_dtype=metadata["factor_dtype"],
             metrics=metrics,
         )
+
+
+def _finite_number(value: object) -> bool:
+    """A JSON number a float holds (an integer of 400 digits does not; bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _refuse_constant(name: str) -> float:
@@ -241,7 +253,13 @@ class _Delta(Mapping[str, NDArray[np.float64]]):
             return tensors[name].astype(np.float64)
         factor_p = tensors[name + ".P"].astype(np.float64)
         factor_q = tensors[name + ".Q"].astype(np.float64)
-        return (factor_p @ factor_q.T).reshape(p.shape)
+        # P Q^T summed over the rank in order, elementwise, not by BLAS: products of float32
+        # values are exact in float64 and the sums happen in one fixed order, so every seat
+        # holder gets the same bits whatever its CPU or BLAS (which may fuse or reorder).
+        product = factor_p[:, :1] * factor_q[:, 0]
+        for k in range(1, factor_p.shape[1]):
+            product += factor_p[:, k : k + 1] * factor_q[:, k]
+        return product.reshape(p.shape)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._bundle.spec.names)

@@ -4,8 +4,11 @@ A seat holder fetches the update each node registered, parses it as a `flare-upd
 for the deployment's model spec, keeps it only if it was trained for this round from this
 round's base model and names the node that registered it, aggregates the kept updates with the
 deployment's rule, and applies the result to the base (`flare.protocol.model.apply_delta`).
-Every step is deterministic, so honest seat holders compute the same model bytes, the same CID
-and the same `updatesRoot`: a seat holder votes for a proposal when both match its own.
+Every step is ordered float64 arithmetic that IEEE 754 fixes to the bit (no BLAS, no SIMD-order
+sums: decompression adds rank terms in order, deciding norms use `math.fsum`), so honest seat
+holders compute the same model bytes, the same CID and the same `updatesRoot`: a seat holder
+votes for a proposal when both match its own. (multi-Krum's distance sums are the exception: numpy's
+vectorized sums, whose order may differ between CPUs, so a near-tie may split the committee.)
 Nothing here raises for a bad update: each is left out with the reason, for the log.
 """
 
@@ -32,10 +35,15 @@ class NotEnoughUpdatesError(FlareError):
 
 @dataclass(frozen=True)
 class Submission:
-    """An update as the chain registered it, with its bytes (None: they could not be fetched)."""
+    """An update as the chain registered it, with its bytes (None: they could not be fetched).
+
+    `data` must be what the store returned for `cid`: stores re-hash every block they hand
+    out, so the bytes are the ones the node registered.
+    """
 
     node: str
     cid: bytes  # binary CID, as UpdateSubmitted carries it
+    num_samples: int  # as registered on-chain: the bundle must claim the same
     data: bytes | None
 
 
@@ -74,8 +82,16 @@ def next_model(
         except InvalidBundleError as error:
             rejected.append(Rejection(submission.node, error.message))
             continue
+        except Exception as error:  # peer bytes must never stop the review
+            rejected.append(Rejection(submission.node, f"the update does not parse: {error!r}"))
+            continue
         reason = _mismatch(bundle.meta.round, bundle.meta.base_model, bundle.meta.node,
                            round_number, base_cid, submission.node)  # fmt: skip
+        if reason is None and bundle.meta.num_samples != submission.num_samples:
+            reason = (
+                f"the update claims {bundle.meta.num_samples} samples, the chain registered "
+                f"{submission.num_samples}"
+            )
         if reason is not None:
             rejected.append(Rejection(submission.node, reason))
             continue

@@ -12,9 +12,10 @@ fixed by the spec hash and never travels. Metadata (str -> str):
     model_spec    0x + 64 hex: the spec hash
 
 Every seat holder computes the next model itself and votes for a proposal only if the proposed
-CID is the one it computed, so `apply_delta` is exact to the bit on every machine: the parent's
-weights widened to float64, the aggregated float64 delta added, then one rounding to float32 and,
-for narrower dtypes, from there to the spec dtype (round to nearest even, as torch does).
+CID is the one it computed, so `apply_delta` is the same to the bit on every machine (given the
+same aggregated delta, which `flare.protocol.committee` computes in a fixed order): the
+parent's weights widened to float64, the delta added, then a rounding to float32 and, for
+narrower dtypes, from there to the spec dtype (round to nearest even, as torch does).
 """
 
 from __future__ import annotations

@@ -354,3 +354,16 @@ def test_reference_helpers_agree_on_a_tiny_case() -> None:
     ]
     # f = 1: each score sums the n - f - 2 = 2 smallest squared distances
     assert reference_krum_scores(vectors, 1) == [1 + 9, 1 + 4, 4 + 9, 1 + 49, 1 + 64]
+
+
+def test_a_norm_too_close_to_the_bound_is_decided_by_the_exact_sum() -> None:
+    update = make_updates(seed=41, count=1)[0]
+    exact = update_norm(update.delta, SPEC)
+    squares = [np.square(np.asarray(update.delta[n], np.float64)).ravel() for n in SPEC.names]
+    assert exact == math.sqrt(math.fsum(math.fsum(s.tolist()) for s in squares))
+
+    accepted, _ = screen([update], SPEC, norm_bound=exact)
+    rejected_by_an_ulp = screen([update], SPEC, norm_bound=math.nextafter(exact, 0.0))[1]
+
+    assert len(accepted) == 1
+    assert len(rejected_by_an_ulp) == 1

@@ -361,3 +361,18 @@ def test_any_single_byte_change_is_refused_or_keeps_the_layout(position: int, va
 def test_random_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(InvalidBundleError):
         read_bundle(data, SPEC)
+
+
+@pytest.mark.parametrize(
+    "metrics", ['{"loss":' + "9" * 400 + "}", '{"loss":true}', "[" * 5000 + "]" * 5000]
+)
+def test_metric_values_no_float_holds_are_refused_cleanly(metrics: str) -> None:
+    data = good_bundle()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"]["metrics"] = metrics
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+
+    with pytest.raises(InvalidBundleError, match=r"not a finite number|does not parse"):
+        read_bundle(len(text).to_bytes(8, "little") + text + data[8 + length :], SPEC)

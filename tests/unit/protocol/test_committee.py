@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -66,15 +67,26 @@ def bundle(
     return write_bundle(meta, SPEC, wire), delta
 
 
-def submission(i: int, data: bytes | None) -> Submission:
-    return Submission(node(i), decode_cid(cid_of(data or b"missing")), data)
+def metrics_bomb(i: int, base: str) -> bytes:
+    """A well-formed bundle whose metrics JSON nests deep enough to exhaust a parser's stack."""
+    data, _ = bundle(i, base)
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"]["metrics"] = "[" * 5000 + "]" * 5000
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + length :]
+
+
+def submission(i: int, data: bytes | None, samples: int = 10) -> Submission:
+    return Submission(node(i), decode_cid(cid_of(data or b"missing")), samples, data)
 
 
 def test_the_next_model_is_the_base_plus_the_sample_weighted_mean() -> None:
     base_bytes, base_cid = base_model()
     base = read_model(base_bytes, SPEC)
     made = [bundle(i, base_cid, samples=10 * (i + 1)) for i in range(3)]
-    submissions = [submission(i, data) for i, (data, _) in enumerate(made)]
+    submissions = [submission(i, data, 10 * (i + 1)) for i, (data, _) in enumerate(made)]
 
     result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
 
@@ -84,10 +96,12 @@ def test_the_next_model_is_the_base_plus_the_sample_weighted_mean() -> None:
     assert model.meta.updates_root == updates_root([(s.node, s.cid) for s in submissions])
     assert result.included == tuple(node(i) for i in range(3))
     assert result.rejected == ()
-    for name in SPEC.names:
-        mean = sum(10 * (i + 1) * delta[name] for i, (_, delta) in enumerate(made)) / 60
-        expected = (base.weights[name].astype(np.float64) + mean).astype(np.float32)
-        np.testing.assert_allclose(model.weights[name], expected, rtol=0, atol=1e-6)
+    for name in SPEC.names:  # the same float64 steps, in address order, then one rounding
+        total = np.zeros(SPEC.param(name).shape)
+        for i, (_, delta) in enumerate(made):
+            total += 10.0 * (i + 1) * delta[name]
+        expected = (base.weights[name].astype(np.float64) + total / 60.0).astype(np.float32)
+        np.testing.assert_array_equal(model.weights[name], expected)
 
 
 def test_every_seat_holder_computes_the_same_bytes_whatever_the_order() -> None:
@@ -115,6 +129,8 @@ def test_bad_updates_are_left_out_with_their_reasons() -> None:
         submission(4, bundle(4, base_cid, names=node(0))[0]),
         submission(5, b"not a bundle"),
         submission(6, None),
+        submission(7, bundle(7, base_cid, samples=10)[0], samples=9),
+        submission(8, metrics_bomb(8, base_cid)),
     ]
 
     result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
@@ -126,6 +142,8 @@ def test_bad_updates_are_left_out_with_their_reasons() -> None:
     assert "not the node that registered it" in reasons[node(4)]
     assert "header" in reasons[node(5)]
     assert "could not be fetched" in reasons[node(6)]
+    assert "claims 10 samples, the chain registered 9" in reasons[node(7)]
+    assert "metadata JSON does not parse" in reasons[node(8)]
     assert read_model(result.model, SPEC).meta.updates_root == updates_root(
         [(s.node, s.cid) for s in submissions[:2]]
     )

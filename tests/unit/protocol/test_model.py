@@ -82,7 +82,7 @@ def test_adding_a_zero_delta_gives_back_the_same_bits() -> None:
         assert same[name].dtype == array.dtype
 
 
-def test_applying_a_delta_rounds_once_from_float64() -> None:
+def test_applying_a_delta_adds_in_float64_then_rounds_through_float32() -> None:
     parent = read_model(genesis_bytes(3), SPEC)
     generator = np.random.default_rng(4)
     delta = {p.name: generator.standard_normal(p.shape) * 1e-3 for p in SPEC.params}

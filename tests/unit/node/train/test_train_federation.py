@@ -86,7 +86,8 @@ def test_an_update_trains_from_the_base_and_aggregates_into_a_new_model(
     assert bundle.meta.metrics["steps"] == 3
     assert update.state.q  # PowerSGD's warm start is carried to the next round
     proposal = next_model(
-        base, base_cid, 1, [Submission(NODE, decode_cid(cid_of(update.bundle)), update.bundle)],
+        base, base_cid, 1,
+        [Submission(NODE, decode_cid(cid_of(update.bundle)), 12, update.bundle)],
         Rule("fedavg"), norm_bound=1e6,
     )  # fmt: skip
     child = read_model(proposal.model, loaded.spec)
