@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 from safetensors.numpy import load as safetensors_load
+from tensorfile_support import rewrite_header
 
 from flare.protocol.bundle import (
     FORMAT,
@@ -57,16 +58,6 @@ def tensors(spec: ModelSpec, bundle_meta: BundleMeta, seed: int = 0) -> dict[str
 def good_bundle() -> bytes:
     bundle_meta = meta()
     return write_bundle(bundle_meta, SPEC, tensors(SPEC, bundle_meta))
-
-
-def rewrite_header(data: bytes, edit: Any) -> bytes:
-    """Apply `edit` to the parsed header and re-encode it canonically (keeping the data)."""
-    (length,) = struct.unpack_from("<Q", data)
-    header = json.loads(data[8 : 8 + length])
-    edit(header)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + data[8 + length :]
 
 
 # --- writing and reading ---------------------------------------------------------------
@@ -367,12 +358,9 @@ def test_random_bytes_are_refused(data: bytes) -> None:
     "metrics", ['{"loss":' + "9" * 400 + "}", '{"loss":true}', "[" * 5000 + "]" * 5000]
 )
 def test_metric_values_no_float_holds_are_refused_cleanly(metrics: str) -> None:
-    data = good_bundle()
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    header["__metadata__"]["metrics"] = metrics
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
+    data = rewrite_header(
+        good_bundle(), lambda h: h["__metadata__"].__setitem__("metrics", metrics)
+    )
 
     with pytest.raises(InvalidBundleError, match=r"not a finite number|does not parse"):
-        read_bundle(len(text).to_bytes(8, "little") + text + data[8 + length :], SPEC)
+        read_bundle(data, SPEC)

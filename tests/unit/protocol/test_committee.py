@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
+from tensorfile_support import rewrite_header
 
 from flare.protocol.aggregate import Rule
 from flare.protocol.bundle import BundleMeta, write_bundle
@@ -69,13 +69,10 @@ def bundle(
 
 def metrics_bomb(i: int, base: str) -> bytes:
     """A well-formed bundle whose metrics JSON nests deep enough to exhaust a parser's stack."""
-    data, _ = bundle(i, base)
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    header["__metadata__"]["metrics"] = "[" * 5000 + "]" * 5000
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + data[8 + length :]
+    deep = "[" * 5000 + "]" * 5000
+    return rewrite_header(
+        bundle(i, base)[0], lambda h: h["__metadata__"].__setitem__("metrics", deep)
+    )
 
 
 def submission(i: int, data: bytes | None, samples: int = 10) -> Submission:

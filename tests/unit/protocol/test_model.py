@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tensorfile_support import rewrite_header
 
 from flare.protocol.model import (
     FORMAT,
@@ -145,13 +146,7 @@ def test_bad_metadata_is_refused_on_construction(changes: dict[str, Any]) -> Non
 
 
 def _edit_header(edit: Callable[[dict[str, Any]], None]) -> bytes:
-    data = genesis_bytes()
-    (length,) = struct.unpack_from("<Q", data)
-    header = json.loads(data[8 : 8 + length])
-    edit(header)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + data[8 + length :]
+    return rewrite_header(genesis_bytes(), edit)
 
 
 def _set_meta(key: str, value: str) -> Callable[[dict[str, Any]], None]:

@@ -389,13 +389,17 @@ def test_a_reader_follows_blocks_that_gc_moved_to_a_new_pack(tmp_path: Path) -> 
         assert not reader.has(whole)
 
 
-def test_gc_removes_copies_stored_twice(store: EmbeddedStore) -> None:
-    data = content(2 * CHUNK_SIZE + 1, seed=24)
+def stored_twice(store: EmbeddedStore, data: bytes) -> tuple[str, Path]:
+    """Put `data`, then copy its pack under a later name: what two adds at once can leave."""
     cid = store.put(data)
     [original] = pack_files(store.root)
-    # What two processes adding the same file at once leave: a second pack, created later.
-    later = original.with_name(f"{time.time_ns() + 1:016x}-copy.pack")
-    shutil.copyfile(original, later)
+    shutil.copyfile(original, original.with_name(f"{time.time_ns() + 1:016x}-copy.pack"))
+    return cid, original
+
+
+def test_gc_removes_copies_stored_twice(store: EmbeddedStore) -> None:
+    data = content(2 * CHUNK_SIZE + 1, seed=24)
+    cid, original = stored_twice(store, data)
 
     report = store.gc()
 
@@ -406,10 +410,7 @@ def test_gc_removes_copies_stored_twice(store: EmbeddedStore) -> None:
 
 def test_gc_keeps_the_intact_copy_when_the_older_one_went_bad(store: EmbeddedStore) -> None:
     data = content(2 * CHUNK_SIZE + 1, seed=27)
-    cid = store.put(data)
-    [original] = pack_files(store.root)
-    later = original.with_name(f"{time.time_ns() + 1:016x}-copy.pack")
-    shutil.copyfile(original, later)
+    cid, _ = stored_twice(store, data)
     overwrite(store, leaf_of(data, 0))  # in the older pack, the copy reads use
 
     report = store.gc()
