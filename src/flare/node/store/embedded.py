@@ -12,8 +12,9 @@ Layout under the store directory (by default `<node home>/store`):
     lock                flock: adds and pins share it, gc takes it alone
 
 A put appends its new blocks to a pack in tmp/ and renames it into packs/ once every block
-and the index are written (every 256 MiB for large files), so a crash or a full disk never
-leaves a partial block under a CID: only a `.part` file that gc removes. Every read re-hashes.
+and the index are written (every 256 MiB for large files), so nothing ever leaves a partial
+block under a CID: a put that fails removes its `.part` file, a killed one leaves it for gc.
+Every read re-hashes.
 Packs are not fsynced by default; after a power loss a torn block fails verification on its
 next read, its location is listed in `bad`, and adding the file again writes it anew. (An add
 does not re-read blocks already there: a block counts as present until a read finds it bad.)
