@@ -5,8 +5,10 @@ The CLI is the only layer that reads the environment; these helpers are where it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,3 +70,40 @@ def emit_json(payload: Any) -> None:
         raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=encode))
+
+
+@contextlib.contextmanager
+def progress_bar(
+    label: str, total: int, *, enabled: bool, loss: bool = False
+) -> Iterator[Callable[[int, float | None], None] | None]:
+    """A transient bar on stderr (stdout stays clean for `--json`); None when disabled.
+
+    The callback takes the number of units done and, with `loss=True`, the latest loss.
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[ProgressColumn | str] = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    if loss:
+        columns.append(TextColumn("loss {task.fields[loss]:.4f}"))
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total, loss=float("nan"))
+
+        def advance(done: int, latest: float | None = None) -> None:
+            if latest is None:
+                progress.update(task, completed=done)
+            else:
+                progress.update(task, completed=done, loss=latest)
+
+        yield advance

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flare.cli.common import JsonOption, emit_json, offline_hub
+from flare.cli.common import JsonOption, emit_json, offline_hub, progress_bar
 
 app = typer.Typer(help="Write and inspect LeRobot datasets.", no_args_is_help=True)
 
@@ -47,8 +47,6 @@ def synth(
     """
     offline_hub()
     import datasets
-    from rich.console import Console
-    from rich.progress import Progress
 
     from flare.node.train.synth import SynthOptions, write_synth_dataset
 
@@ -65,9 +63,9 @@ def synth(
         use_videos=videos,
     )
     datasets.disable_progress_bars()
-    with Progress(console=Console(stderr=True), transient=True, disable=json_output) as progress:
-        task = progress.add_task("Recording episodes", total=episodes)
-        summary = write_synth_dataset(out, options, on_episode=lambda _: progress.advance(task))
+    with progress_bar("Recording episodes", episodes, enabled=not json_output) as advance:
+        on_episode = None if advance is None else (lambda done: advance(done + 1, None))
+        summary = write_synth_dataset(out, options, on_episode=on_episode)
     if json_output:
         emit_json(
             {

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flare.cli.common import JsonOption, offline_hub
+from flare.cli.common import JsonOption, offline_hub, progress_bar
+from flare.cli.train import training_progress
 
 if TYPE_CHECKING:
     from flare.node.store.embedded import EmbeddedStore
@@ -113,7 +114,10 @@ def _run(
         root = work / "data" / name
         if not (root / "meta" / "info.json").is_file():
             datasets.disable_progress_bars()  # again: LeRobot turns them back on after its own use
-            write_synth_dataset(root, options)
+            label = f"{name} recording episodes"
+            with progress_bar(label, options.episodes, enabled=not quiet) as advance:
+                on_episode = None if advance is None else (lambda done: advance(done + 1, None))
+                write_synth_dataset(root, options, on_episode=on_episode)
         return DatasetSource(root)
 
     reference = synth(
@@ -184,10 +188,11 @@ def _run(
             skew="region", node_index=i, num_nodes=n_nodes,
         )  # fmt: skip
         source = synth(node.name, options)
-        update = local_update(
-            loaded, base, genesis, source, TrainOptions(steps=steps, batch_size=_BATCH, seed=i),
-            round_number=1, node=node.address, seed=info.seed,
-        )  # fmt: skip
+        with training_progress(steps, enabled=not quiet, label=f"{node.name} training") as on_step:
+            update = local_update(
+                loaded, base, genesis, source, TrainOptions(steps=steps, batch_size=_BATCH, seed=i),
+                round_number=1, node=node.address, seed=info.seed, on_step=on_step,
+            )  # fmt: skip
         cid = store.put(update.bundle)
         node.ledger.submit_update(1, decode_cid(cid), update.metrics.samples)
         low, high = options.region()

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flare.cli.common import HomeOption, JsonOption, emit_json, offline_hub, resolve_home
+from flare.cli.common import (
+    HomeOption,
+    JsonOption,
+    emit_json,
+    offline_hub,
+    progress_bar,
+    resolve_home,
+)
 from flare.cli.hexarg import parse_hex
 from flare.protocol.errors import ConfigError
 
@@ -172,7 +179,7 @@ def train(
         ).loss  # fmt: skip
 
     before = held_out_loss()
-    with _progress(steps, enabled=not json_output) as on_step:
+    with training_progress(steps, enabled=not json_output) as on_step:
         result = train_local(loaded, source, options, episodes=train_episodes, on_step=on_step)
     after = held_out_loss()
     spec_hash = loaded.spec.hash
@@ -220,29 +227,18 @@ def _fresh_policy(
 
 
 @contextlib.contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[StepReport], None] | None]:
-    """A rich progress bar on stderr (stdout stays clean), advanced by each step report."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("Training"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("train", total=total, loss=float("nan"))
+def training_progress(
+    total: int, *, enabled: bool, label: str = "Training"
+) -> Iterator[Callable[[StepReport], None] | None]:
+    """A progress bar on stderr advanced by each step report, showing the loss."""
+    with progress_bar(label, total, enabled=enabled, loss=True) as advance:
+        if advance is None:
+            yield None
+            return
+        bar = advance
 
         def on_step(report: StepReport) -> None:
-            progress.update(task, completed=report.step, loss=report.loss)
+            bar(report.step, report.loss)
 
         yield on_step
 
