@@ -175,10 +175,8 @@ def get(
             contextlib.closing(backend.get_stream(cid, progress=progress)) as pieces,
         ):
             if str(output) == "-":
-                written = 0
                 for piece in pieces:
                     sys.stdout.buffer.write(piece)
-                    written += len(piece)
                 sys.stdout.buffer.flush()
                 return
             written = write_file_atomically(output, pieces)
