@@ -44,19 +44,19 @@ from flare.node.store.packs import (
     PackWriter,
     read_block,
 )
-from flare.node.store.pipeline import ImportIO, stream_file
+from flare.node.store.pipeline import FileReads, ImportIO, stream_file
 from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError, verify_block
 from flare.protocol.dagpb import block_links
 from flare.protocol.errors import FlareError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress
-from flare.protocol.unixfs import Block, FileHasher, file_size
+from flare.protocol.unixfs import Block, FileHasher
 
 __all__ = ["EmbeddedStore"]
 
 _QUEUE_BLOCKS = 16  # chunk buffers, read or hashed but not yet written: 4 MiB
 
 
-class EmbeddedStore:
+class EmbeddedStore(FileReads):
     """A `BlobStore` in a directory; safe to share between processes on one machine."""
 
     def __init__(
@@ -116,28 +116,16 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
-        return b"".join(self.get_stream(cid, max_bytes=max_bytes))
-
-    def get_stream(
-        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
-    ) -> Generator[bytes, None, None]:
-        return self._stream(Cid.parse(cid), progress, max_bytes)
-
     def _stream(
         self, root: Cid, progress: Progress | None, max_bytes: int | None
     ) -> Generator[bytes, None, None]:
         try:
             yield from stream_file(
-                root, lambda block: self._read(root, block), progress=progress, max_bytes=max_bytes
+                root, lambda block: self._fetch(root, block), progress=progress, max_bytes=max_bytes
             )
         except StorageIntegrityError as error:
             self._quarantine(Cid.parse(error.cid))
             raise
-
-    def size(self, cid: str) -> int:
-        root = Cid.parse(cid)
-        return file_size(root, self._read(root, root))
 
     def has(self, cid: str) -> bool:
         root = Cid.parse(cid)
@@ -148,7 +136,7 @@ class EmbeddedStore:
             return False
         return True
 
-    def _read(self, root: Cid, cid: Cid) -> bytes:
+    def _fetch(self, root: Cid, cid: Cid) -> bytes:
         """The stored bytes of block `cid` of `root`'s file, unverified (the walk verifies)."""
         for attempt in range(2):
             found = self._find(cid)
@@ -180,7 +168,7 @@ class EmbeddedStore:
             if cid.digest in seen:
                 continue
             if cid.codec == CODEC_DAG_PB:
-                data = self._read(root, cid)
+                data = self._fetch(root, cid)
                 try:
                     verify_block(cid, data)
                 except StorageIntegrityError:
@@ -312,32 +300,32 @@ class EmbeddedStore:
         except BaseException:
             into.abort()
             raise
-        finally:
-            freed -= into.bytes_committed
         for pack, _ in waiting:
             freed += self._delete_pack(pack)
-        return removed, freed
+        return removed, freed - into.bytes_committed
 
     def _check_duplicates(self) -> None:
         """Verify the copy in use of each block stored twice; a bad one gives way to the next."""
         for digest, _ in self._index.duplicated():
             while (location := self._index.lookup(digest)) is not None:
-                path = self._index.path(location.pack)
-                data = read_block(path, location.offset, location.length)
-                if hashlib.sha256(data).digest() == digest:
+                if self._intact(location.pack, digest, *location[1:]) is not None:
                     break
                 self._index.mark_bad(location)  # held in memory even if the file is not written
 
     def _copy(self, pack: str, keep: list[Entry], into: _Appender) -> int:
         """Append the intact blocks among `keep` to `into`; how many were intact."""
-        path = self._index.path(pack)
         copied = 0
         for entry in keep:
-            data = read_block(path, entry.offset, entry.length)
-            if hashlib.sha256(data).digest() == entry.digest:
+            data = self._intact(pack, *entry)
+            if data is not None:
                 into.append(entry.digest, data)
                 copied += 1
         return copied
+
+    def _intact(self, pack: str, digest: bytes, offset: int, length: int) -> bytes | None:
+        """The block's bytes at that place in `pack` if they hash to `digest`, else None."""
+        data = read_block(self._index.path(pack), offset, length)
+        return data if hashlib.sha256(data).digest() == digest else None
 
     def _delete_pack(self, pack: str) -> int:
         """Remove a pack; its size, or 0 if it was already gone."""

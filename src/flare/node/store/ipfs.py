@@ -22,7 +22,7 @@ from typing import BinaryIO, TypeVar
 import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_errors
 
-from flare.node.store.pipeline import stream_file
+from flare.node.store.pipeline import FileReads, stream_file
 from flare.protocol.cid import (
     CODEC_DAG_PB,
     Cid,
@@ -34,7 +34,7 @@ from flare.protocol.cid import (
 from flare.protocol.dagpb import block_links
 from flare.protocol.errors import FlareError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
-from flare.protocol.unixfs import CHUNK_SIZE, FileHasher, file_size
+from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
 
 __all__ = ["DaemonError", "IpfsStore", "api_multiaddr"]
 
@@ -66,7 +66,7 @@ def api_multiaddr(host: str, port: int) -> str:
     return f"/{protocol}/{host.strip('[]')}/tcp/{port}/http"
 
 
-class IpfsStore:
+class IpfsStore(FileReads):
     """A `BlobStore` over an IPFS daemon's RPC API."""
 
     def __init__(
@@ -135,29 +135,17 @@ class IpfsStore:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
-        return b"".join(self.get_stream(cid, max_bytes=max_bytes))
-
-    def get_stream(
-        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
-    ) -> Generator[bytes, None, None]:
-        return self._stream(Cid.parse(cid), progress, max_bytes)
-
     def _stream(
         self, root: Cid, progress: Progress | None, max_bytes: int | None
     ) -> Generator[bytes, None, None]:
         return stream_file(
             root,
-            lambda block: self._block(root, block),
+            lambda block: self._fetch(root, block),
             progress=progress,
             max_bytes=max_bytes,
             workers=4,
             window=16,
         )
-
-    def size(self, cid: str) -> int:
-        root = Cid.parse(cid)
-        return file_size(root, self._block(root, root))
 
     def has(self, cid: str) -> bool:
         """Whether the daemon holds every block of `cid`, asking no peers.
@@ -178,7 +166,7 @@ class IpfsStore:
                     continue
                 seen.add(block.digest)
                 if block.codec == CODEC_DAG_PB:
-                    data = self._block(root, block, offline=True)
+                    data = self._fetch(root, block, offline=True)
                     verify_block(block, data)
                     todo.extend(block_links(block, data))
                 else:
@@ -212,7 +200,7 @@ class IpfsStore:
                 raise BlockNotFoundError(root.text, self._api, block=cid.text) from error
             raise
 
-    def _block(self, root: Cid, cid: Cid, *, offline: bool = False) -> bytes:
+    def _fetch(self, root: Cid, cid: Cid, *, offline: bool = False) -> bytes:
         opts = (
             {"offline": "true", "timeout": self._has_timeout}
             if offline

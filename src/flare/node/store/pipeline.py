@@ -24,9 +24,9 @@ from typing import BinaryIO
 
 from flare.protocol.cid import CODEC_RAW, Cid
 from flare.protocol.store import Progress
-from flare.protocol.unixfs import CHUNK_SIZE, Block, iter_file
+from flare.protocol.unixfs import CHUNK_SIZE, Block, file_size, iter_file
 
-__all__ = ["ImportIO", "ReadAhead", "stream_file"]
+__all__ = ["FileReads", "ImportIO", "ReadAhead", "stream_file"]
 
 # Buffers of finished imports, kept for the next one: faulting 4 MiB of fresh pages in costs
 # about as much as hashing 3 MiB. A few are kept, for imports running side by side.
@@ -106,6 +106,35 @@ def stream_file(
             yield piece
     finally:
         reader.close()
+
+
+class FileReads:
+    """`get`, `get_stream` and `size` of a store, from how it streams a file and fetches a block.
+
+    A store defines `_fetch` (one block's stored bytes, unverified) and `_stream` (usually
+    `stream_file` over `_fetch`, plus whatever the store does about a bad block).
+    """
+
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        return b"".join(self.get_stream(cid, max_bytes=max_bytes))
+
+    def get_stream(
+        self, cid: str, *, progress: Progress | None = None, max_bytes: int | None = None
+    ) -> Generator[bytes, None, None]:
+        return self._stream(Cid.parse(cid), progress, max_bytes)
+
+    def size(self, cid: str) -> int:
+        root = Cid.parse(cid)
+        return file_size(root, self._fetch(root, root))
+
+    def _stream(
+        self, root: Cid, progress: Progress | None, max_bytes: int | None
+    ) -> Generator[bytes, None, None]:
+        raise NotImplementedError
+
+    def _fetch(self, root: Cid, cid: Cid) -> bytes:
+        """The bytes stored for block `cid` of the file `root` (BlockNotFoundError if none)."""
+        raise NotImplementedError
 
 
 class ImportIO:

@@ -466,3 +466,13 @@ def test_gc_removes_a_pin_write_cut_short_and_keeps_the_pins(store: EmbeddedStor
     assert not leftover.exists()
     assert store.pins() == [cid]
     assert store.get(cid) == b"pinned"
+
+
+def test_an_empty_block_stored_twice_keeps_one_copy(store: EmbeddedStore) -> None:
+    cid, original = stored_twice(store, b"")
+
+    report = store.gc()
+
+    assert report.removed_blocks == 1
+    assert pack_files(store.root) == [original]
+    assert store.get(cid) == b""
