@@ -7,7 +7,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IFlareRounds} from "../src/IFlareRounds.sol";
 import {FlareRoundsFixture} from "./base/FlareRoundsFixture.sol";
 
-/// @notice setConfig (future rounds only) and pause.
+/// @notice setConfig (future rounds only, the review policy included) and pause.
 contract AdminTest is FlareRoundsFixture {
     // ------------------------------------------------------------------ setConfig
 
@@ -15,7 +15,10 @@ contract AdminTest is FlareRoundsFixture {
         _startWith(5);
         IFlareRounds.Config memory next = _config(5, 10_000);
         next.trainWindow = 2 hours;
+        next.minClaimWindow = 10 minutes;
         next.minUpdates = 1;
+        next.maxSamples = 500;
+        next.reviewPolicy = _cid(77);
 
         _expectEmit();
         emit IFlareRounds.ConfigSet(next, 2);
@@ -26,6 +29,9 @@ contract AdminTest is FlareRoundsFixture {
         assertEq(open.committeeSize, K, "open round keeps its k");
         assertEq(open.quorum, 2, "and its quorum");
         assertEq(open.trainEnd, START_TIME + TRAIN_WINDOW, "and its windows");
+        assertEq(open.claimEnd, START_TIME, "and its claim window");
+        assertEq(open.maxSamples, MAX_SAMPLES, "and its maxSamples");
+        assertEq(open.reviewPolicy, _policy(), "and its review policy");
 
         _warpPastTraining(1);
         rounds.closeRound(1); // no updates: round 1 fails, round 2 opens on the new config
@@ -34,7 +40,11 @@ contract AdminTest is FlareRoundsFixture {
         assertEq(r2.quorum, 5, "ceil(5 * 100%)");
         assertEq(r2.minUpdates, 1, "new minUpdates");
         assertEq(r2.trainEnd, block.timestamp + 2 hours, "new trainWindow");
+        assertEq(r2.claimEnd, block.timestamp + 10 minutes, "new minClaimWindow");
+        assertEq(r2.maxSamples, 500, "new maxSamples");
+        assertEq(r2.reviewPolicy, _cid(77), "new review policy");
         assertEq(rounds.config().committeeSize, 5, "stored");
+        assertEq(rounds.config().reviewPolicy, _cid(77), "stored policy");
     }
 
     function test_setConfig_beforeStartAppliesToRoundOne() public {
@@ -80,13 +90,18 @@ contract AdminTest is FlareRoundsFixture {
 
         vm.expectRevert(Pausable.EnforcedPause.selector);
         _submit(0, 1);
+        bytes memory proof = _proofOf(0, 1);
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        _claimWith(0, 1, proof);
 
         _expectEmit();
         emit Pausable.Unpaused(owner);
         vm.prank(owner);
         rounds.unpause();
         _submit(0, 1);
+        _claim(0, 1);
         assertEq(rounds.getRound(1).updateCount, 1, "works again");
+        assertEq(rounds.getRound(1).seatCount, 1, "claims too");
     }
 
     function test_pause_leavesAdminAndViewsWorking() public {
@@ -96,7 +111,7 @@ contract AdminTest is FlareRoundsFixture {
         rounds.start();
         rounds.allow(_node(5));
         rounds.setAllowlist(true);
-        rounds.setConfig(_config(4, 5000));
+        rounds.setConfig(_config(5, 6000));
         vm.stopPrank();
         assertEq(rounds.currentRound(), 1, "started while paused");
         assertEq(uint256(rounds.phase(1)), uint256(IFlareRounds.Phase.Training), "phase view");

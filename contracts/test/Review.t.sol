@@ -7,6 +7,7 @@ import {IFlareRounds} from "../src/IFlareRounds.sol";
 import {FlareRoundsFixture} from "./base/FlareRoundsFixture.sol";
 
 /// @notice The Review phase: proposeAggregate, vote, finalization, and closeRound for failures.
+/// Seat holders who leave mid-round are covered in Hardening.t.sol.
 contract ReviewTest is FlareRoundsFixture {
     function setUp() public override {
         super.setUp();
@@ -33,7 +34,7 @@ contract ReviewTest is FlareRoundsFixture {
     }
 
     function test_proposeAggregate_revertsDuringTraining() public {
-        _claim(0, 1, 1);
+        _claim(0, 1);
         vm.expectRevert(_wrongPhase(1, IFlareRounds.Phase.Review, IFlareRounds.Phase.Training));
         _propose(0, 1);
     }
@@ -56,17 +57,31 @@ contract ReviewTest is FlareRoundsFixture {
         _propose(0, 1);
     }
 
+    /// @dev order[3] claims first and is evicted by the three lower claims; order[4] never
+    /// claims.
     function test_proposeAggregate_revertsForNonSeatHolders() public {
-        _claim(3, 1, 9); // node 3 claims, then gets evicted by the three lower claims
-        _toReview(1, 3);
+        uint256[] memory order = _byRank(1, 5);
+        _claim(order[3], 1);
+        for (uint256 i = 0; i < 3; ++i) {
+            _claim(order[i], 1);
+        }
+        assertFalse(rounds.isSeatHolder(1, _node(order[3])), "evicted");
+        _submit(0, 1);
+        _submit(1, 1);
+        _warpPastTraining(1);
         vm.expectRevert(
-            abi.encodeWithSelector(IFlareRounds.FlareRoundsNotSeatHolder.selector, 1, _node(3))
+            abi.encodeWithSelector(
+                IFlareRounds.FlareRoundsNotSeatHolder.selector, 1, _node(order[3])
+            )
         );
-        _propose(3, 1);
+        _propose(order[3], 1);
         vm.expectRevert(
-            abi.encodeWithSelector(IFlareRounds.FlareRoundsNotSeatHolder.selector, 1, _node(4))
+            abi.encodeWithSelector(
+                IFlareRounds.FlareRoundsNotSeatHolder.selector, 1, _node(order[4])
+            )
         );
-        _propose(4, 1);
+        _propose(order[4], 1);
+        assertEq(_propose(order[0], 1), 1, "a seat holder proposes");
     }
 
     function test_proposeAggregate_revertsOnSecondProposal() public {
@@ -117,27 +132,27 @@ contract ReviewTest is FlareRoundsFixture {
         _vote(0, 1, id, true);
         bytes memory cid = _aggregate(1, 0);
         bytes32 root = keccak256(abi.encode(uint256(1), uint256(0)));
+        IFlareRounds.RoundView memory r1 = rounds.getRound(1);
         bytes32 seed2 = keccak256(
-            abi.encode(rounds.getRound(1).seed, block.prevrandao, uint256(2), address(rounds))
+            abi.encode(r1.seed, block.prevrandao, uint256(2), address(rounds), r1.vrfAccumulator)
         );
+        IFlareRounds.RoundParams memory params = IFlareRounds.RoundParams({
+            trainEnd: uint64(block.timestamp + TRAIN_WINDOW),
+            claimEnd: uint64(block.timestamp),
+            reviewWindow: REVIEW_WINDOW,
+            committeeSize: K,
+            quorum: 2,
+            minUpdates: MIN_UPDATES,
+            maxSamples: MAX_SAMPLES,
+            eligibleNodes: 5
+        });
 
         _expectEmit();
         emit IFlareRounds.VoteCast(1, _node(1), id, true);
         _expectEmit();
         emit IFlareRounds.RoundFinalized(1, id, cid, root, 2);
         _expectEmit();
-        emit IFlareRounds.RoundOpened(
-            2,
-            seed2,
-            1,
-            cid,
-            uint64(block.timestamp + TRAIN_WINDOW),
-            REVIEW_WINDOW,
-            K,
-            2,
-            MIN_UPDATES,
-            5
-        );
+        emit IFlareRounds.RoundOpened(2, seed2, 1, cid, params, _policy());
         _vote(1, 1, id, true);
 
         assertEq(uint256(rounds.phase(1)), uint256(IFlareRounds.Phase.Finalized), "finalized");
@@ -145,6 +160,7 @@ contract ReviewTest is FlareRoundsFixture {
         assertEq(rounds.currentRound(), 2, "next round open");
         assertEq(uint256(rounds.phase(2)), uint256(IFlareRounds.Phase.Training), "training");
         assertEq(rounds.getRound(2).baseRound, 1, "base = round 1");
+        assertEq(rounds.getRound(2).vrfAccumulator, seed2, "a fresh accumulator");
         assertEq(rounds.baseModel(2), cid, "base model");
         assertEq(rounds.baseModel(1), _genesis(), "round 1 trained on genesis");
         (uint256 round, bytes memory global) = rounds.globalModel();

@@ -24,6 +24,8 @@ interface Vm {
     function warp(uint256 newTimestamp) external;
     function prevrandao(bytes32 newPrevrandao) external;
     function cool(address target) external;
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
 
     // -- callers
     function prank(address msgSender) external;
@@ -44,6 +46,18 @@ interface Vm {
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory logs);
     function lastCallGas() external view returns (Gas memory gas);
+
+    // -- files and JSON (paths under fs_permissions in foundry.toml)
+    function readFile(string calldata path) external view returns (string memory data);
+    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
+    function parseJsonString(string calldata json, string calldata key)
+        external
+        pure
+        returns (string memory);
+    function parseJsonBytes(string calldata json, string calldata key)
+        external
+        pure
+        returns (bytes memory);
 
     // -- labels and formatting
     function label(address account, string calldata newLabel) external;

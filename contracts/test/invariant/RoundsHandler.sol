@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {FlareRounds} from "../../src/FlareRounds.sol";
 import {IFlareRounds} from "../../src/IFlareRounds.sol";
+import {BlsSigner} from "../base/BlsSigner.sol";
 import {TestBase} from "../base/TestBase.sol";
 
 /// @title RoundsHandler
@@ -11,7 +12,10 @@ import {TestBase} from "../base/TestBase.sol";
 /// from the state before it whether the contract must accept it, checks that it did exactly
 /// then, and records what happened in ghost variables the invariants compare against.
 /// @dev The handler never reverts by itself (fail_on_revert is on): a revert from here is a
-/// broken rule, with its reason in the message.
+/// broken rule, with its reason in the message. It holds its actors' BLS secret keys and claims
+/// with real VRF proofs (now and then another actor's proof or key, which must be refused); a
+/// claim's acceptance is predicted from the seat heap's root word. Public keys and proofs of
+/// possession are computed once, each actor's proof once per round.
 contract RoundsHandler is TestBase {
     uint256 public constant ACTORS = 8;
     uint256 public constant STARTING_NODES = 6;
@@ -19,11 +23,20 @@ contract RoundsHandler is TestBase {
     FlareRounds public immutable rounds;
     address public immutable owner;
 
+    // ---------------------------------------------------------------- keys
+
+    mapping(uint256 index => bytes) internal _publicKeys;
+    mapping(uint256 index => bytes) internal _possessions;
+    mapping(uint256 round => mapping(uint256 index => bytes)) internal _proofs;
+
     // ---------------------------------------------------------------- ghosts
 
     mapping(uint256 round => mapping(address node => uint256)) public submitCount;
     mapping(uint256 round => mapping(address node => uint256)) public voteCount;
-    mapping(uint256 round => uint256[]) internal _acceptedClaims;
+    mapping(uint256 round => uint256[]) internal _acceptedClaims; // heap words
+    mapping(uint256 round => bytes32) public accumulatorOf;
+    mapping(uint256 round => bool) public accumulatorKnown;
+    mapping(uint256 round => bytes32) public randaoAtOpening; // rounds >= 2
     mapping(uint256 round => uint256) public finalizedProposalOf;
     mapping(uint256 round => bytes32) public finalizedCidHash;
     uint256[] internal _finalizedRounds;
@@ -37,11 +50,18 @@ contract RoundsHandler is TestBase {
     uint256 public finalizations;
     uint256 public failures;
     uint256 public evictions;
+    uint256 public forgeriesRefused;
 
     constructor(FlareRounds rounds_, address owner_) {
         rounds = rounds_;
         owner = owner_;
         clock = block.timestamp;
+        bytes memory popDst = rounds_.POP_DST();
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            uint256 sk = _secretKey(i);
+            _publicKeys[i] = BlsSigner.publicKey(sk);
+            _possessions[i] = BlsSigner.sign(sk, _possessionMessage(actor(i)), popDst);
+        }
     }
 
     // ---------------------------------------------------------------- node actions
@@ -50,10 +70,12 @@ contract RoundsHandler is TestBase {
         _observePhases();
         uint256 round = rounds.currentRound();
         address node = _pick(actorSeed, round, Want.Submit);
-        samples = samples % 64; // 0 now and then: must be refused
+        samples = samples % 64; // 0 now and then, above maxSamples now and then: refused
         bytes memory cid = abi.encodePacked(hex"01551220", keccak256(abi.encode(cidSeed)));
-        bool expected = samples != 0 && _phase(round) == IFlareRounds.Phase.Training
-            && rounds.isEligible(round, node) && submitCount[round][node] == 0;
+        IFlareRounds.RoundView memory r = rounds.getRound(round);
+        bool expected = samples != 0 && samples <= r.maxSamples
+            && r.phase == IFlareRounds.Phase.Training && rounds.isEligible(round, node)
+            && submitCount[round][node] == 0;
 
         vm.prank(node);
         try rounds.submitUpdate(round, cid, samples) {
@@ -65,29 +87,46 @@ contract RoundsHandler is TestBase {
         }
     }
 
-    function claimSeat(uint256 actorSeed, uint256 outputSeed) external {
+    /// @param variant 0: another actor's proof with the claimer's key; 1: the claimer's proof
+    /// with another actor's key (both must be refused); else the claimer's own proof and key.
+    function claimSeat(uint256 actorSeed, uint256 variant) external {
         _observePhases();
         uint256 round = rounds.currentRound();
         address node = _pick(actorSeed, round, Want.Claim);
-        // Narrow outputs now and then, so equal outputs compete for the last seat.
-        bytes32 output = bytes32(outputSeed % 3 == 0 ? outputSeed % 16 : outputSeed);
+        uint256 index = _index(node);
+        bytes memory proof = _proof(round, index);
+        bytes memory key = _publicKeys[index];
+        bool forged = variant % 8 < 2;
+        if (variant % 8 == 0) proof = _proof(round, (index + 1) % ACTORS);
+        if (variant % 8 == 1) key = _publicKeys[(index + 1) % ACTORS];
+
         IFlareRounds.RoundView memory r = rounds.getRound(round);
-        bool expected = r.phase == IFlareRounds.Phase.Training && rounds.isEligible(round, node)
-            && !_claimedBefore(round, node)
-            && (r.seatCount < r.committeeSize || output < _highest(round));
+        if (!accumulatorKnown[round]) {
+            accumulatorOf[round] = r.seed; // no claim has reached this round yet
+            accumulatorKnown[round] = true;
+        }
+        _require(r.vrfAccumulator == accumulatorOf[round], "accumulator before the claim");
+        uint256 word = (uint256(keccak256(proof)) >> 160 << 160) | uint160(node);
         bool full = r.seatCount == r.committeeSize;
-        bytes memory proof =
-            abi.encodePacked(keccak256(abi.encode(outputSeed)), bytes32(0), bytes16(0));
+        bool expected = !forged && r.phase == IFlareRounds.Phase.Training
+            && rounds.isEligible(round, node) && !_claimed[round][node]
+            && (!full || word < _rootWord(round));
 
         vm.prank(node);
-        try rounds.claimSeat(round, output, proof) {
+        try rounds.claimSeat(round, proof, key) {
             _require(expected, "claimSeat accepted against the rules");
-            _acceptedClaims[round].push(uint256(output));
+            _acceptedClaims[round].push(word);
             _claimed[round][node] = true;
+            accumulatorOf[round] = keccak256(abi.encode(accumulatorOf[round], keccak256(proof)));
             if (full) evictions += 1;
         } catch {
             _require(!expected, "claimSeat refused a valid claim");
+            if (forged) forgeriesRefused += 1;
         }
+        _require(
+            rounds.getRound(round).vrfAccumulator == accumulatorOf[round],
+            "accumulator = seed and accepted outputs"
+        );
     }
 
     function proposeAggregate(uint256 actorSeed, uint256 cidSeed) external {
@@ -129,6 +168,7 @@ contract RoundsHandler is TestBase {
             voteCount[round][node] += 1;
             if (rounds.phase(round) == IFlareRounds.Phase.Finalized) {
                 _recordFinalized(round, proposalId);
+                _recordOpened(round + 1);
             }
         } catch {
             _require(!expected, "vote refused a valid vote");
@@ -143,18 +183,25 @@ contract RoundsHandler is TestBase {
             _require(expected, "closeRound closed a round that had not failed");
             _require(rounds.currentRound() == round + 1, "closing opens the next round");
             failures += 1;
+            _recordOpened(round + 1);
         } catch {
             _require(!expected, "closeRound refused a failed round");
         }
     }
 
-    function register(uint256 actorSeed) external {
+    /// @param variant 0 (one time in four): another actor's registration replayed (its key and
+    /// its proof of possession, made for its own address), which must be refused.
+    function register(uint256 actorSeed, uint256 variant) external {
         _observePhases();
         address node = actor(actorSeed);
-        bool expected = !rounds.getNode(node).registered;
+        bool replayed = variant % 4 == 0;
+        uint256 index = replayed ? (_index(node) + 1) % ACTORS : _index(node);
+        bytes memory key = _publicKeys[index];
+        bytes memory possession = _possessions[index];
+        bool expected = !replayed && !rounds.getNode(node).registered;
         vm.prank(node);
-        try rounds.register(keyOf(node)) {
-            _require(expected, "register accepted a registered node");
+        try rounds.register(key, possession, keccak256(abi.encode("peer", node))) {
+            _require(expected, "register accepted against the rules");
         } catch {
             _require(!expected, "register refused a new node");
         }
@@ -174,18 +221,45 @@ contract RoundsHandler is TestBase {
 
     // ---------------------------------------------------------------- owner and clock
 
-    function setConfig(uint256 kSeed, uint256 bpsSeed, uint256 minUpdatesSeed) external {
+    /// @dev The owner removes a node (the allowlist stays off, so it may register again).
+    function disallow(uint256 actorSeed) external {
+        _observePhases();
+        address node = actor(actorSeed);
+        vm.prank(owner);
+        try rounds.disallow(node) {
+            _require(!rounds.getNode(node).registered, "a disallowed node stays registered");
+        } catch {
+            _require(false, "disallow refused the owner");
+        }
+    }
+
+    function setConfig(uint256 kSeed, uint256 bpsSeed, uint256 minUpdatesSeed, uint256 extra)
+        external
+    {
         _observePhases();
         uint16[3] memory bps = [uint16(5000), 6000, 10_000];
+        uint256 k = bound(kSeed, 1, 4);
         IFlareRounds.Config memory cfg = IFlareRounds.Config({
-            committeeSize: uint16(bound(kSeed, 1, 4)),
+            // forge-lint: disable-next-line(unsafe-typecast) bounded to 1..4
+            committeeSize: uint16(k),
             quorumBps: bps[bpsSeed % 3],
             trainWindow: 1 hours,
             reviewWindow: 2 hours,
-            minUpdates: uint32(bound(minUpdatesSeed, 1, 3))
+            minClaimWindow: extra % 2 == 0 ? 0 : 10 minutes,
+            // forge-lint: disable-next-line(unsafe-typecast) bounded to 1..3
+            minUpdates: uint32(bound(minUpdatesSeed, 1, 3)),
+            // forge-lint: disable-next-line(unsafe-typecast) bounded to 16..100
+            maxSamples: uint64(bound(extra >> 1, 16, 100)),
+            reviewPolicy: abi.encodePacked(hex"01551220", keccak256(abi.encode("policy", extra)))
         });
+        // More than half of k approvals: k * bps / 10000 > floor(k / 2).
+        bool expected = k * cfg.quorumBps > (k / 2) * 10_000;
         vm.prank(owner);
-        rounds.setConfig(cfg);
+        try rounds.setConfig(cfg) {
+            _require(expected, "setConfig accepted a quorum of half of k or less");
+        } catch {
+            _require(!expected, "setConfig refused a valid config");
+        }
     }
 
     function warp(uint256 seconds_) external {
@@ -200,8 +274,13 @@ contract RoundsHandler is TestBase {
         return address(uint160(0x1000 + seed % ACTORS));
     }
 
-    function keyOf(address node) public pure returns (bytes32) {
-        return keccak256(abi.encode("vrf key", node));
+    /// @notice Actor `seed`'s BLS public key and proof of possession, for the test's setUp.
+    function credentialsOf(uint256 seed)
+        external
+        view
+        returns (bytes memory key, bytes memory possession)
+    {
+        return (_publicKeys[seed % ACTORS], _possessions[seed % ACTORS]);
     }
 
     function acceptedClaims(uint256 round) external view returns (uint256[] memory) {
@@ -242,10 +321,10 @@ contract RoundsHandler is TestBase {
         if (before == IFlareRounds.Phase.Finalized || before == IFlareRounds.Phase.Failed) {
             return next == before;
         }
-        return _rank(next) >= _rank(before);
+        return _phaseRank(next) >= _phaseRank(before);
     }
 
-    function _rank(IFlareRounds.Phase p) internal pure returns (uint256) {
+    function _phaseRank(IFlareRounds.Phase p) internal pure returns (uint256) {
         if (p == IFlareRounds.Phase.None) return 0;
         if (p == IFlareRounds.Phase.Training) return 1;
         if (p == IFlareRounds.Phase.Review) return 2;
@@ -260,19 +339,48 @@ contract RoundsHandler is TestBase {
         finalizations += 1;
     }
 
+    /// @dev Round `round` just opened in this call: its seed must chain from the previous one.
+    function _recordOpened(uint256 round) internal {
+        randaoAtOpening[round] = bytes32(block.prevrandao);
+        IFlareRounds.RoundView memory previous = rounds.getRound(round - 1);
+        bytes32 expected = keccak256(
+            abi.encode(
+                previous.seed, block.prevrandao, round, address(rounds), previous.vrfAccumulator
+            )
+        );
+        _require(rounds.getRound(round).seed == expected, "seed does not chain");
+    }
+
     function _phase(uint256 round) internal view returns (IFlareRounds.Phase) {
         return rounds.phase(round);
     }
 
-    function _claimedBefore(uint256 round, address node) internal view returns (bool) {
-        return _claimed[round][node];
+    /// @dev The highest seat word: the heap's root.
+    function _rootWord(uint256 round) internal view returns (uint256) {
+        IFlareRounds.Seat memory root = rounds.seats(round)[0];
+        return (uint256(root.rank) << 160) | uint160(root.holder);
     }
 
-    function _highest(uint256 round) internal view returns (bytes32 highest) {
-        IFlareRounds.Seat[] memory list = rounds.seats(round);
-        for (uint256 i = 0; i < list.length; ++i) {
-            if (list[i].output > highest) highest = list[i].output;
+    /// @dev Actor `index`'s VRF proof for `round`, computed once per round.
+    function _proof(uint256 round, uint256 index) internal returns (bytes memory proof) {
+        proof = _proofs[round][index];
+        if (proof.length == 0) {
+            bytes memory alpha = abi.encodePacked(rounds.getRound(round).seed, round);
+            proof = BlsSigner.sign(_secretKey(index), alpha, rounds.VRF_DST());
+            _proofs[round][index] = proof;
         }
+    }
+
+    function _secretKey(uint256 index) internal pure returns (uint256) {
+        return BlsSigner.secretKey(1000 + index);
+    }
+
+    function _possessionMessage(address registrant) internal view returns (bytes memory) {
+        return abi.encodePacked(block.chainid, address(rounds), registrant);
+    }
+
+    function _index(address node) internal pure returns (uint256) {
+        return uint160(node) - 0x1000;
     }
 
     enum Want {

@@ -7,8 +7,8 @@ import {TestBase} from "../base/TestBase.sol";
 import {RoundsHandler} from "./RoundsHandler.sol";
 
 /// @notice Invariants of the round protocol under random sequences of node, owner and clock
-/// actions (see RoundsHandler). Each invariant reads the contract's views and compares them with
-/// what the handler saw succeed.
+/// actions (see RoundsHandler), with seats claimed by real BLS VRF proofs. Each invariant reads
+/// the contract's views and compares them with what the handler saw succeed.
 contract RoundsInvariantsTest is TestBase {
     FlareRounds internal rounds;
     RoundsHandler internal handler;
@@ -21,15 +21,18 @@ contract RoundsInvariantsTest is TestBase {
             quorumBps: 6000,
             trainWindow: 1 hours,
             reviewWindow: 2 hours, // several clock steps: Review sees proposals and votes
-            minUpdates: 2
+            minClaimWindow: 10 minutes,
+            minUpdates: 2,
+            maxSamples: 48, // the handler's samples go up to 63: some are refused
+            reviewPolicy: abi.encodePacked(hex"01551220", keccak256("policy"))
         });
         rounds = new FlareRounds(owner, keccak256("spec"), hex"0155122000", cfg, false);
         handler = new RoundsHandler(rounds, owner);
         for (uint256 i = 0; i < handler.STARTING_NODES(); ++i) {
             address node = handler.actor(i);
-            bytes32 key = handler.keyOf(node);
+            (bytes memory key, bytes memory possession) = handler.credentialsOf(i);
             vm.prank(node);
-            rounds.register(key);
+            rounds.register(key, possession, keccak256(abi.encode("peer", node)));
         }
         vm.prank(owner);
         rounds.start();
@@ -56,19 +59,20 @@ contract RoundsInvariantsTest is TestBase {
         }
     }
 
-    /// @notice Only seat holders vote, each at most once per round, and every vote is counted.
+    /// @notice Only seat holders vote, each at most once per round, and every vote is counted. A
+    /// voter may leave afterwards (its vote stays counted), but it was never evicted: votes come
+    /// after Training, so it is still in the seat heap.
     function invariant_onlySeatHoldersVoteOnce() public view {
         uint256 current = rounds.currentRound();
         for (uint256 round = 1; round <= current; ++round) {
+            IFlareRounds.Seat[] memory list = rounds.seats(round);
             uint256 voters = 0;
             for (uint256 i = 0; i < handler.ACTORS(); ++i) {
                 address node = handler.actor(i);
                 uint256 count = handler.voteCount(round, node);
                 assertLe(count, 1, "two votes from one seat");
                 assertEq(rounds.hasVoted(round, node), count == 1, "hasVoted iff voted");
-                if (count == 1) {
-                    assertTrue(rounds.isSeatHolder(round, node), "voter without a seat");
-                }
+                if (count == 1) assertTrue(_inHeap(list, node), "voter without a seat");
                 voters += count;
             }
             IFlareRounds.RoundView memory r = rounds.getRound(round);
@@ -124,7 +128,8 @@ contract RoundsInvariantsTest is TestBase {
         }
     }
 
-    /// @notice At most k seats, always the k lowest outputs among the accepted claims.
+    /// @notice At most k seats, always the k lowest words among the accepted claims, one per
+    /// node; a holder counts as seated exactly while it is still eligible, and nobody else does.
     function invariant_seatsAreTheKLowestClaims() public view {
         uint256 current = rounds.currentRound();
         for (uint256 round = 1; round <= current; ++round) {
@@ -137,23 +142,57 @@ contract RoundsInvariantsTest is TestBase {
             uint256 expectedSeats =
                 claims.length < r.committeeSize ? claims.length : r.committeeSize;
             assertEq(list.length, expectedSeats, "seats = min(k, accepted claims)");
-            uint256[] memory outputs = new uint256[](list.length);
+            uint256[] memory words = new uint256[](list.length);
             for (uint256 i = 0; i < list.length; ++i) {
-                outputs[i] = uint256(list[i].output);
-                assertTrue(rounds.isSeatHolder(round, list[i].holder), "holder not flagged");
+                words[i] = _word(list[i]);
                 for (uint256 j = 0; j < i; ++j) {
                     assertTrue(list[j].holder != list[i].holder, "one node, two seats");
                 }
             }
-            outputs = _sorted(outputs);
-            for (uint256 i = 0; i < outputs.length; ++i) {
-                assertEq(outputs[i], claims[i], "seats are not the lowest claims");
+            words = _sorted(words);
+            for (uint256 i = 0; i < words.length; ++i) {
+                assertEq(words[i], claims[i], "seats are not the lowest claims");
             }
-            uint256 flagged = 0;
             for (uint256 i = 0; i < handler.ACTORS(); ++i) {
-                if (rounds.isSeatHolder(round, handler.actor(i))) ++flagged;
+                address node = handler.actor(i);
+                bool seated = _inHeap(list, node) && rounds.isEligible(round, node);
+                assertEq(rounds.isSeatHolder(round, node), seated, "seat flag");
             }
-            assertEq(flagged, list.length, "seat flags match the seats");
+        }
+    }
+
+    /// @notice The seats form a max-heap of words: the root is the highest seat.
+    function invariant_seatsFormAMaxHeap() public view {
+        uint256 current = rounds.currentRound();
+        for (uint256 round = 1; round <= current; ++round) {
+            IFlareRounds.Seat[] memory list = rounds.seats(round);
+            for (uint256 i = 1; i < list.length; ++i) {
+                assertGe(_word(list[(i - 1) / 2]), _word(list[i]), "a parent below its child");
+            }
+        }
+    }
+
+    /// @notice Each round's VRF accumulator is the keccak chain of its seed and its accepted
+    /// outputs, and each seed chains from the previous round's seed and accumulator.
+    function invariant_seedsAndAccumulatorsChain() public view {
+        uint256 current = rounds.currentRound();
+        for (uint256 round = 1; round <= current; ++round) {
+            IFlareRounds.RoundView memory r = rounds.getRound(round);
+            bytes32 expected =
+                handler.accumulatorKnown(round) ? handler.accumulatorOf(round) : r.seed;
+            assertEq(r.vrfAccumulator, expected, "accumulator");
+            if (round == 1) continue;
+            IFlareRounds.RoundView memory previous = rounds.getRound(round - 1);
+            bytes32 seed = keccak256(
+                abi.encode(
+                    previous.seed,
+                    handler.randaoAtOpening(round),
+                    round,
+                    address(rounds),
+                    previous.vrfAccumulator
+                )
+            );
+            assertEq(r.seed, seed, "seed chain");
         }
     }
 
@@ -181,11 +220,15 @@ contract RoundsInvariantsTest is TestBase {
     /// @notice The handler's picks and predictions carry a round through every phase: a scripted
     /// walk must finalize, so the campaign's random walks can too.
     function test_handlerCanFinalizeARound() public {
-        // Actor seed 1 picks the first actor for whom the action is still open.
+        // Actor seed 1 picks the first actor for whom the action is still open; variant 2 is a
+        // genuine claim.
         for (uint256 i = 0; i < handler.STARTING_NODES(); ++i) {
             handler.submitUpdate(1, 5, i);
-            handler.claimSeat(1, 3 * i + 1);
+            handler.claimSeat(1, 2);
         }
+        assertEq(rounds.getRound(1).seatCount, 3, "seats full");
+        assertEq(uint256(rounds.phase(1)), uint256(IFlareRounds.Phase.Training), "until claimEnd");
+        handler.warp(10 minutes);
         assertEq(uint256(rounds.phase(1)), uint256(IFlareRounds.Phase.Review), "closed early");
         handler.proposeAggregate(1, 1);
         handler.vote(1, 1, 1);
@@ -194,6 +237,8 @@ contract RoundsInvariantsTest is TestBase {
         assertEq(rounds.currentRound(), 2, "next round open");
         invariant_finalizedModelNeverChanges();
         invariant_onlySeatHoldersVoteOnce();
+        invariant_seatsAreTheKLowestClaims();
+        invariant_seedsAndAccumulatorsChain();
     }
 
     /// @notice ...and a round without updates fails and is closed through the handler's clock.
@@ -204,6 +249,30 @@ contract RoundsInvariantsTest is TestBase {
         assertEq(handler.failures(), 1, "failed");
         assertEq(uint256(rounds.phase(1)), uint256(IFlareRounds.Phase.Failed), "round 1 failed");
         invariant_phasesOnlyMoveForward();
+        invariant_seedsAndAccumulatorsChain();
+    }
+
+    /// @notice ...and its forged claims and replayed registrations are refused.
+    function test_handlerForgeriesAreRefused() public {
+        handler.claimSeat(1, 0); // another actor's proof
+        handler.claimSeat(1, 1); // another actor's key
+        assertEq(handler.forgeriesRefused(), 2, "both refused");
+        assertEq(rounds.getRound(1).seatCount, 0, "no seat");
+        handler.register(7, 0); // actor 7 replays actor 0's registration
+        assertFalse(rounds.getNode(handler.actor(7)).registered, "not registered");
+        handler.register(7, 1);
+        assertTrue(rounds.getNode(handler.actor(7)).registered, "its own registration works");
+    }
+
+    function _inHeap(IFlareRounds.Seat[] memory list, address node) internal pure returns (bool) {
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i].holder == node) return true;
+        }
+        return false;
+    }
+
+    function _word(IFlareRounds.Seat memory seat) internal pure returns (uint256) {
+        return (uint256(seat.rank) << 160) | uint160(seat.holder);
     }
 
     function _sorted(uint256[] memory values) internal pure returns (uint256[] memory) {

@@ -43,7 +43,7 @@ class Deployment:
     model_spec_hash: str
     genesis_model: str  # binary CID as 0x-hex
     allowlist: bool
-    config: dict[str, int]
+    config: dict[str, Any]
     gas_used: int
 
     def to_json(self) -> dict[str, Any]:
@@ -142,7 +142,10 @@ def deploy(
             "quorumBps": config.quorum_bps,
             "trainWindow": config.train_window,
             "reviewWindow": config.review_window,
+            "minClaimWindow": config.min_claim_window,
             "minUpdates": config.min_updates,
+            "maxSamples": config.max_samples,
+            "reviewPolicy": "0x" + config.review_policy.hex(),
         },
         gas_used=int(receipt["gasUsed"]),
     )

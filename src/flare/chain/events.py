@@ -18,18 +18,19 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 
 from flare.protocol.events import EVENT_TYPES, ChainEvent
-from flare.protocol.rounds import FailureReason, RoundConfig
+from flare.protocol.rounds import FailureReason, RoundConfig, RoundParams
 
 LOG_CHUNK_BLOCKS = 10_000
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "config": lambda value: RoundConfig(*value),
+    "config": RoundConfig.from_tuple,
+    "params": lambda value: RoundParams(*(int(v) for v in value)),
     "reason": FailureReason,
 }
 
 
 def snake(name: str) -> str:
-    """`vrfPublicKey` -> `vrf_public_key`: ABI names to dataclass field names."""
+    """`blsKeyHash` -> `bls_key_hash`: ABI names to dataclass field names."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 

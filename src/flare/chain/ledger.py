@@ -27,6 +27,7 @@ from flare.protocol.errors import ConfigError, FlareError
 from flare.protocol.events import AggregateProposed, ChainEvent
 from flare.protocol.ledger import ProposalReceipt, TxReceipt
 from flare.protocol.rounds import (
+    INTERFACE_VERSION,
     NodeInfo,
     Phase,
     Proposal,
@@ -43,6 +44,10 @@ class NoContractError(ConfigError):
 
 class NotFlareRoundsError(ConfigError):
     """The address holds a contract that does not answer like FlareRounds."""
+
+
+class UnsupportedVersionError(ConfigError):
+    """The address holds a FlareRounds of an interface version this node does not speak."""
 
 
 def word(value: bytes, what: str) -> bytes:
@@ -125,8 +130,12 @@ class Web3Ledger:
             events=tuple(self._decoder.decode_all(receipt["logs"])),
         )
 
-    def register(self, vrf_public_key: bytes) -> TxReceipt:
-        return self._send(self._contract.functions.register(word(vrf_public_key, "VRF public key")))
+    def register(self, bls_key: bytes, proof_of_possession: bytes, peer_key: bytes) -> TxReceipt:
+        return self._send(
+            self._contract.functions.register(
+                bytes(bls_key), bytes(proof_of_possession), word(peer_key, "peer key")
+            )
+        )
 
     def deregister(self) -> TxReceipt:
         return self._send(self._contract.functions.deregister())
@@ -134,10 +143,8 @@ class Web3Ledger:
     def submit_update(self, round: int, cid: bytes, num_samples: int) -> TxReceipt:
         return self._send(self._contract.functions.submitUpdate(round, cid, num_samples))
 
-    def claim_seat(self, round: int, output: bytes, proof: bytes) -> TxReceipt:
-        return self._send(
-            self._contract.functions.claimSeat(round, word(output, "VRF output"), proof)
-        )
+    def claim_seat(self, round: int, proof: bytes, bls_key: bytes) -> TxReceipt:
+        return self._send(self._contract.functions.claimSeat(round, bytes(proof), bytes(bls_key)))
 
     def propose_aggregate(self, round: int, cid: bytes, updates_root: bytes) -> ProposalReceipt:
         sent = self._send(
@@ -192,6 +199,9 @@ class Web3Ledger:
     def _view(self, fn: ContractFunction) -> Any:
         return self._tx.call(fn.call)
 
+    def version(self) -> int:
+        return int(self._view(self._contract.functions.version()))
+
     def owner(self) -> str:
         return str(self._view(self._contract.functions.owner()))
 
@@ -211,7 +221,7 @@ class Web3Ledger:
         return bool(self._view(self._contract.functions.allowlistEnabled()))
 
     def config(self) -> RoundConfig:
-        return RoundConfig(*self._view(self._contract.functions.config()))
+        return RoundConfig.from_tuple(self._view(self._contract.functions.config()))
 
     def current_round(self) -> int:
         return int(self._view(self._contract.functions.currentRound()))
@@ -223,7 +233,8 @@ class Web3Ledger:
         view = self._view(self._contract.functions.getRound(round))._asdict()
         fields = {snake(name): value for name, value in view.items()}
         fields["phase"] = Phase(fields["phase"])
-        fields["seed"] = bytes(fields["seed"])
+        for name in ("seed", "vrf_accumulator", "review_policy"):
+            fields[name] = bytes(fields[name])
         return RoundInfo(**fields)
 
     def get_node(self, node: str) -> NodeInfo:
@@ -233,15 +244,17 @@ class Web3Ledger:
             address=address,
             registered=bool(view.registered),
             allowed=bool(view.allowed),
-            vrf_public_key=bytes(view.vrfPublicKey),
+            bls_key_hash=bytes(view.blsKeyHash),
+            peer_key=bytes(view.peerKey),
             eligible_from=int(view.eligibleFrom),
         )
 
+    def bls_key_owner(self, bls_key_hash: bytes) -> str:
+        key = word(bls_key_hash, "BLS key hash")
+        return str(self._view(self._contract.functions.blsKeyOwner(key)))
+
     def node_count(self) -> int:
         return int(self._view(self._contract.functions.nodeCount()))
-
-    def nodes(self, offset: int = 0, limit: int = 100) -> Sequence[str]:
-        return [str(a) for a in self._view(self._contract.functions.nodes(offset, limit))]
 
     def is_eligible(self, round: int, node: str) -> bool:
         return bool(self._view(self._contract.functions.isEligible(round, checksum(node))))
@@ -251,7 +264,7 @@ class Web3Ledger:
 
     def seats(self, round: int) -> Sequence[Seat]:
         return [
-            Seat(holder=str(seat.holder), output=bytes(seat.output))
+            Seat(holder=str(seat.holder), rank=int(seat.rank))
             for seat in self._view(self._contract.functions.seats(round))
         ]
 
@@ -304,13 +317,31 @@ def open_ledger(
         )
     if ledger.artifact.code_matches(code):
         return ledger
+    answers = (FlareError, Web3Exception, DecodingError, ValueError)
+    try:
+        version: int | None = ledger.version()
+    except answers:
+        version = None  # interface version 1 had no version(), and other contracts have none
     try:
         ledger.model_spec_hash()
         ledger.current_round()
-        ledger.config()
-    except (FlareError, Web3Exception, DecodingError, ValueError) as error:
+    except answers as error:
         raise NotFlareRoundsError(
             f"the contract at {where} is not a FlareRounds",
             hint="check the address; it answers none of FlareRounds' views",
+        ) from error
+    if version != INTERFACE_VERSION:
+        raise UnsupportedVersionError(
+            f"the FlareRounds at {where} speaks interface version {version or 1}; this "
+            f"flare-node speaks version {INTERFACE_VERSION}",
+            hint="the contract is not upgradeable: the deployer redeploys and moves the "
+            "federation (docs/deployer.md, 'Redeploying')",
+        )
+    try:
+        ledger.config()
+    except answers as error:
+        raise NotFlareRoundsError(
+            f"the contract at {where} claims version {version} but does not answer its views",
+            hint="check the address",
         ) from error
     return ledger

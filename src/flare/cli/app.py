@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from flare import __version__
-from flare.cli import contract, data, demo, init, keys, store, train, vrf
+from flare.cli import contract, data, demo, init, keys, policy, store, train, vrf
 from flare.protocol.errors import FlareError
 
 
@@ -66,6 +66,7 @@ app.add_typer(contract.app, name="contract")
 app.add_typer(store.app, name="store")
 app.add_typer(keys.app, name="keys")
 app.add_typer(vrf.app, name="vrf")
+app.add_typer(policy.app, name="policy")
 app.add_typer(data.app, name="data")
 app.command("init")(init.init)
 app.command("train")(train.train)

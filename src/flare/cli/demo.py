@@ -1,10 +1,12 @@
 """`flare-node demo`: one federated round on the embedded defaults, narrated.
 
 Everything runs for real, in one process: FlareRounds on an in-process EVM, the embedded
-content store with Kubo-identical CIDs, ECVRF seat claims checked by every seat holder, a tiny
-SmolVLA trained with LeRobot by every node on its own synthetic SO-100 data (each node sees
-only some of the tasks), PowerSGD-compressed `flare-update/1` bundles, and a committee whose
-every member recomputes the aggregate and votes only for the model bytes it computed itself.
+content store with Kubo-identical CIDs, BLS VRF seat claims the contract verifies, a review
+policy committed on-chain by its CID, a tiny SmolVLA trained with LeRobot by every node on its
+own synthetic SO-100 data (each node sees only some of the tasks), PowerSGD-compressed
+`flare-update/1` bundles, and a committee whose every member recomputes the aggregate under
+the policy and votes only for the model bytes it computed itself, when the policy's held-out
+acceptance test passes.
 What the demo scripts is the choreography: the nodes take turns instead of running
 `flare-node` processes of their own.
 """
@@ -29,12 +31,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Node:
-    """A scripted peer: its dev account, VRF key and ledger handle."""
+    """A scripted peer: its dev account, BLS key and ledger handle."""
 
     name: str
     address: str
-    vrf_secret: bytes
-    vrf_public: bytes
+    bls_secret: bytes
+    bls_public: bytes
     ledger: Any
 
 
@@ -71,6 +73,7 @@ def demo(
 _EPISODES, _FRAMES, _BATCH = 8, 30, 8
 _REFERENCE_EPISODES = 4  # the deployer's data: normalization statistics and held-out loss
 _NORM_BOUND = 1e3  # the deployment's bound on an update's L2 norm (a tiny policy's are ~1-10)
+_SAMPLE_CAP = 10_000
 _RULE = "fedavg"
 
 
@@ -97,10 +100,11 @@ def _run(
     from flare.protocol.cid import decode_cid, encode_cid
     from flare.protocol.committee import Submission, next_model
     from flare.protocol.errors import FlareError
-    from flare.protocol.events import SeatClaimed, UpdateSubmitted
+    from flare.protocol.events import NodeRegistered, SeatClaimed, UpdateSubmitted
     from flare.protocol.model import read_model
     from flare.protocol.modelspec import MAX_RANK
-    from flare.protocol.rounds import Phase, RoundConfig
+    from flare.protocol.policy import MAX_POLICY_BYTES, ReviewPolicy, read_policy
+    from flare.protocol.rounds import Phase, RoundConfig, address_bytes
 
     def say(text: str = "") -> None:
         if not quiet:
@@ -131,8 +135,18 @@ def _run(
     genesis = store.put(genesis_bytes)
     say(f"genesis model {genesis}")
     say(f"  tiny SmolVLA, {spec.numel:,} trainable parameters, spec 0x{spec.hash.hex()[:16]}…")
+    # The review policy every seat holder applies, committed on-chain by its CID.
+    policy = ReviewPolicy(rule=Rule(_RULE), norm_bound=_NORM_BOUND, sample_cap=_SAMPLE_CAP)
+    policy_cid = store.put(policy.to_bytes())
     config = RoundConfig(
-        committee_size=k, quorum_bps=6000, train_window=600, review_window=600, min_updates=2
+        committee_size=k,
+        quorum_bps=6000,
+        train_window=600,
+        review_window=600,
+        min_claim_window=60,
+        min_updates=2,
+        max_samples=policy.sample_cap,
+        review_policy=decode_cid(policy_cid),
     )
     record, owner = deploy(
         w3,
@@ -143,38 +157,47 @@ def _run(
         allowlist=True,
     )
     say(f"deployed FlareRounds at {record.address} (chain {chain_id}, block {record.block})")
-    say(f"  k={k} quorum={config.quorum_bps / 100:.0f}% rule={_RULE}")
+    say(f"  k={k} quorum={config.quorum_bps / 100:.0f}% review policy {policy_cid}")
+    say(f"  policy: {_RULE}, norm bound {_NORM_BOUND:g}, sample cap {_SAMPLE_CAP}")
 
-    # --- REGISTER ---
+    # --- REGISTER: each node proves on-chain that it holds its BLS key ---
     peers: list[_Node] = []
+    contract = address_bytes(record.address)
     for i in range(n_nodes):
         key = dev_account_key(chain_id, i + 1)
         ledger = Web3Ledger(w3, record.address, private_key=key)
-        secret = secrets.token_bytes(32)
+        secret = vrf.new_secret_key()
         node = _Node(f"node-{i + 1}", str(ledger.account), secret, vrf.public_key(secret), ledger)
         owner.allow(node.address)
-        node.ledger.register(node.vrf_public)
+        possession = vrf.prove_possession(secret, chain_id, contract, address_bytes(node.address))
+        node.ledger.register(node.bls_public, possession, secrets.token_bytes(32))
         peers.append(node)
-        say(f"registered {node.name} {node.address} vrf={node.vrf_public.hex()[:16]}…")
+        say(f"registered {node.name} {node.address} (proof of possession checked on-chain)")
     owner.start()
     info = owner.get_round(1)
     say(f"round 1 opened: seed={info.seed.hex()[:16]}… eligible={info.eligible_nodes}")
 
     # --- CLAIM ---
     # Claim first: the VRF needs only the seed, and claims sent before training are all in by
-    # the time the last update closes training early, so the k lowest outputs win the seats.
+    # the time the last update closes training (never before the minimum claim window), so the
+    # k lowest outputs win the seats. The contract verifies every proof.
     threshold = sortition.claim_threshold(k, info.eligible_nodes)
     names = {node.address: node.name for node in peers}
     alpha = sortition.alpha_for(info.seed, 1)
     for node in peers:
-        proof = vrf.prove(node.vrf_secret, alpha)
-        output = sortition.rank_value(vrf.proof_to_hash(proof))
-        held = [seat.output for seat in owner.seats(1)]
-        decision = sortition.decide_claim(output, threshold=threshold, k=k, held=held)
+        proof = vrf.prove(node.bls_secret, alpha)
+        held = [seat.word for seat in owner.seats(1)]
+        decision = sortition.decide_claim(
+            vrf.proof_to_output(proof),
+            address_bytes(node.address),
+            threshold=threshold,
+            k=k,
+            held=held,
+        )
         if not decision.claim:
             say(f"{node.name} skipped: {decision.reason}")
             continue
-        claimed = node.ledger.claim_seat(1, output, proof).events
+        claimed = node.ledger.claim_seat(1, proof, node.bls_public).events
         evicted = [e.evicted for e in claimed if isinstance(e, SeatClaimed) and int(e.evicted, 16)]
         pushed_out = f" (pushed out {names[evicted[0]]})" if evicted else ""
         say(f"{node.name} claimed a seat: {decision.reason}{pushed_out}")
@@ -202,28 +225,33 @@ def _run(
         say(f"  update {cid} ({size})")
 
     info = owner.get_round(1)
-    if info.phase is Phase.TRAINING:  # not everyone submitted or seats unfilled: wait it out
-        advance_time(w3, info.train_end - owner.timestamp())
+    if info.phase is Phase.TRAINING:  # the claim window, or a missing update: wait it out
+        advance_time(w3, info.review_start - owner.timestamp())
     say(f"round 1 is in {owner.phase(1).name.lower()}")
 
-    # --- REVIEW: every seat holder checks the seats, recomputes the model, then votes ---
+    # --- REVIEW: every seat holder recomputes the model under the policy, then votes ---
     events = owner.events(record.block)
-    keys = {node.address: node.vrf_public for node in peers}
+    keys = {e.node: e.bls_key for e in events if isinstance(e, NodeRegistered)}
     claims = {e.node: e for e in events if isinstance(e, SeatClaimed) and e.round == 1}
     registered = [e for e in events if isinstance(e, UpdateSubmitted) and e.round == 1]
     seats = [seat.holder for seat in owner.seats(1)]
-    # v1 checks seat claims off-chain: a seat whose proof fails is ignored by honest nodes.
-    valid_seats = []
-    for holder in seats:
-        claim = claims[holder]
-        result = sortition.verify_claim(keys[holder], info.seed, 1, claim.output, claim.proof)
-        if isinstance(result, vrf.InvalidProof):
-            say(f"  ignoring the seat of {names[holder]}: {result.reason}")
-        else:
-            valid_seats.append(holder)
-    say(f"{len(valid_seats)} of {len(seats)} seats carry valid VRF proofs")
+    # The contract verified every seat; an auditor re-checks the proofs from the events alone.
+    valid_seats = [
+        holder
+        for holder in seats
+        if not isinstance(
+            sortition.verify_claim(
+                keys[holder], info.seed, 1, claims[holder].proof, claims[holder].output
+            ),
+            vrf.InvalidProof,
+        )
+    ]
+    say(f"{len(valid_seats)} of {len(seats)} seats re-verified off-chain from the events")
     limit = size_bound(spec, MAX_RANK)
-    rule = Rule(_RULE)
+    # Seat holders take the rules from the policy the round committed to, fetched by its CID.
+    round_policy = read_policy(
+        store.get(encode_cid(info.review_policy), max_bytes=MAX_POLICY_BYTES)
+    )
 
     def fetch(cid: bytes) -> bytes | None:
         """The update's bytes, re-hashed on read; None (left out) if they cannot be had."""
@@ -235,9 +263,9 @@ def _run(
     def review() -> Any:
         """One seat holder's own computation, from the chain's list and the store's bytes."""
         submissions = [Submission(e.node, e.cid, e.num_samples, fetch(e.cid)) for e in registered]
-        return next_model(base, genesis, 1, submissions, rule, norm_bound=_NORM_BOUND)
+        return next_model(base, genesis, 1, submissions, round_policy)
 
-    committee_nodes = [node for node in peers if node.address in valid_seats]
+    committee_nodes = [node for node in peers if node.address in seats]
     proposer = committee_nodes[0]
     proposal = review()
     model_cid = store.put(proposal.model)
@@ -247,24 +275,33 @@ def _run(
         1, decode_cid(model_cid), proposal.meta.updates_root
     )
     say(f"{proposer.name} proposed model {model_cid} over {len(proposal.included)} updates")
+    # The policy's acceptance test: held-out loss of the candidate against the base's. Each
+    # member would run it on data of its own; here they share the deployer's reference data.
+    episodes = list(range(_REFERENCE_EPISODES))
+    load_model(loaded, base)
+    before = evaluate(loaded, reference, episodes, max_samples=64).loss
+    load_model(loaded, read_model(proposal.model, spec))
+    candidate = evaluate(loaded, reference, episodes, max_samples=64).loss
+    accepted = round_policy.accepts(before, candidate)
     for node in committee_nodes:
         if owner.phase(1) is not Phase.REVIEW:
             break
         own = review()
         on_chain = owner.get_proposal(1, receipt.proposal_id)
-        approve = (
+        same = (
             encode_cid(on_chain.cid) == store.put(own.model)
             and on_chain.updates_root == own.meta.updates_root
         )
+        approve = same and accepted
         node.ledger.vote(1, receipt.proposal_id, approve)
-        say(f"{node.name} recomputed the model and voted {'approve' if approve else 'reject'}")
+        why = "same bytes" if same else "different bytes"
+        why += f", held-out loss {candidate:.4f} vs base {before:.4f}"
+        say(f"{node.name} recomputed the model and voted {'approve' if approve else 'reject'} "
+            f"({why})")  # fmt: skip
 
     # --- ADOPT: how the new model does on data no node trained on ---
     final = owner.get_round(1)
     model_round, model = owner.global_model()
-    episodes = list(range(_REFERENCE_EPISODES))
-    load_model(loaded, base)
-    before = evaluate(loaded, reference, episodes, max_samples=64).loss
     load_model(loaded, read_model(store.get(encode_cid(model)), spec))
     after = evaluate(loaded, reference, episodes, max_samples=64).loss
     say(f"round 1 {final.phase.name.lower()}: global model {encode_cid(model)}")
@@ -272,7 +309,7 @@ def _run(
     say()
     say("summary")
     say(f"  round 1        {final.phase.name.lower()} ({final.update_count} updates)")
-    say(f"  committee      {len(valid_seats)}/{k} seats with valid VRF proofs")
+    say(f"  committee      {len(seats)}/{k} seats, VRF proofs verified on-chain")
     say(f"  votes          {owner.get_proposal(1, receipt.proposal_id).approvals} approvals")
     say(f"  global model   {encode_cid(model)}")
     say(f"  held-out loss  {before:.4f} -> {after:.4f} (reference data, no node trained on it)")
@@ -286,6 +323,7 @@ def _run(
         "seats": seats,
         "verified_seats": valid_seats,
         "genesis_model": genesis,
+        "review_policy": policy_cid,
         "global_model": encode_cid(model),
         "global_model_round": model_round,
         "model_spec": "0x" + spec.hash.hex(),

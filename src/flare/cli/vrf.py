@@ -1,8 +1,11 @@
 """`flare-node vrf`: verify and make committee proofs, and preview the claim threshold.
 
-Auditors check a `SeatClaimed` event with `vrf verify`: the same public key, alpha and proof
-must give the output the event recorded. Alpha is given as hex, or as the round's seed and
-number, which builds it exactly as nodes do (seed || uint256 round).
+The VRF is a BLS12-381 unique signature (flare.protocol.vrf): the proof is 128 bytes, the
+public key 256 (both EIP-2537 encodings, as in the contract's calldata and events) and the
+output keccak256(proof). Auditors re-check a `SeatClaimed` event with `vrf verify`: the node's
+registered key, the round's alpha and the event's proof must verify, and give the event's
+output. Alpha is given as hex, or as the round's seed and number, which builds it exactly as
+nodes do (seed || uint256 round).
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ class InvalidProofError(IntegrityError):
 @app.command()
 def verify(
     public_key: Annotated[
-        str, typer.Option("--public-key", help="The prover's VRF public key, 32 bytes as hex.")
+        str,
+        typer.Option("--public-key", help="The prover's BLS public key, 256 bytes as hex."),
     ],
-    proof: Annotated[str, typer.Option("--proof", help="The proof, 80 bytes as hex.")],
+    proof: Annotated[str, typer.Option("--proof", help="The proof, 128 bytes as hex.")],
     alpha: AlphaOption = None,
     seed: SeedOption = None,
     round_number: RoundOption = None,
@@ -45,14 +49,18 @@ def verify(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Check a proof; print its 64-byte output and exit 0, or print why it fails and exit 1."""
+    """Check a proof; print its 32-byte output and exit 0, or print why it fails and exit 1."""
     alpha_bytes = _alpha(alpha, seed, round_number)
     # lengths of the key and proof are the proof's problem (reported as an invalid proof)
     key_bytes = parse_hex(public_key, what="--public-key")
     result = vrf.verify(key_bytes, alpha_bytes, parse_hex(proof, what="--proof"))
     if claimed is not None:
-        output = parse_hex(claimed, length=sortition.RANK_BYTES, what="--output")
-        result = sortition.check_output(result, output)
+        output = parse_hex(claimed, length=vrf.OUTPUT_BYTES, what="--output")
+        if not isinstance(result, vrf.InvalidProof) and result != output:
+            result = vrf.InvalidProof(
+                vrf.Rejection.WRONG_OUTPUT,
+                f"recorded output 0x{output.hex()} is not the proof's 0x{result.hex()}",
+            )
     if isinstance(result, vrf.InvalidProof):
         if json_output:
             emit_json(
@@ -64,12 +72,12 @@ def verify(
             hint="a seat claimed with this proof must be ignored; check that the key, alpha "
             "and proof were copied exactly",
         )
-    rank = sortition.rank_value(result)
+    rank = sortition.rank_of(result)
     if json_output:
-        emit_json({"valid": True, "beta": result, "output": rank, "alpha": alpha_bytes})
+        emit_json({"valid": True, "output": result, "rank": rank, "alpha": alpha_bytes})
         return
     typer.echo(f"0x{result.hex()}")
-    typer.echo(f"valid proof; on-chain output (first 32 bytes) 0x{rank.hex()}", err=True)
+    typer.echo(f"valid proof; seat rank {rank} (the output's first 12 bytes)", err=True)
 
 
 @app.command()
@@ -81,26 +89,26 @@ def prove(
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Prove over alpha with this node's VRF key: print the proof, output and public key."""
-    from flare.node.identity import KeyPaths, open_sealed_key
+    """Prove over alpha with this node's BLS key: print the proof, output, rank and public key."""
+    from flare.node.identity import KeyPaths, KeyType, open_sealed_key
 
     alpha_bytes = _alpha(alpha, seed, round_number)
     password = read_password(password_file, prompt="Key password")
-    secret = open_sealed_key(KeyPaths(resolve_home(home)).vrf, password)
+    secret = open_sealed_key(KeyPaths(resolve_home(home)).bls, password, KeyType.BLS12_381)
     proof = vrf.prove(secret, alpha_bytes)
-    beta = vrf.proof_to_hash(proof)
+    output = vrf.proof_to_output(proof)
     payload = {
         "public_key": vrf.public_key(secret),
         "alpha": alpha_bytes,
         "proof": proof,
-        "beta": beta,
-        "output": sortition.rank_value(beta),
+        "output": output,
     }
     if json_output:
-        emit_json(payload)
+        emit_json({**payload, "rank": sortition.rank_of(output)})
         return
     for name, value in payload.items():
         typer.echo(f"{name:<11} 0x{value.hex()}")
+    typer.echo(f"{'rank':<11} {sortition.rank_of(output)}")
 
 
 @app.command()
@@ -130,7 +138,7 @@ def threshold(
     if value >= sortition.RANK_SPACE:
         typer.echo(f"every eligible node claims (n={eligible} is at most k={committee_size})")
     else:
-        typer.echo(f"claim when output < {hex(value)}")
+        typer.echo(f"claim when rank < {hex(value)} (ranks are the output's first 12 bytes)")
     typer.echo(f"share of outputs under it: {fraction:.4g}; expected claims: {expected:.1f}")
 
 

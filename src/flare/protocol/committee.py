@@ -2,8 +2,10 @@
 
 A seat holder fetches the update each node registered, parses it as a `flare-update/1` bundle
 for the deployment's model spec, keeps it only if it was trained for this round from this
-round's base model and names the node that registered it, aggregates the kept updates with the
-deployment's rule, and applies the result to the base (`flare.protocol.model.apply_delta`).
+round's base model and names the node that registered it, and then applies the deployment's
+committed review policy (`flare.protocol.policy`), never settings of its own: the norm bound,
+the sample cap on weights, copy detection in registration order, the aggregation rule, and the
+server learning rate with which the aggregate moves the base (`flare.protocol.model.apply_delta`).
 Every step is ordered float64 arithmetic that IEEE 754 fixes to the bit (no BLAS, no SIMD-order
 sums: decompression adds rank terms in order, deciding norms use `math.fsum`), so honest seat
 holders compute the same model bytes, the same CID and the same `updatesRoot`: a seat holder
@@ -19,11 +21,12 @@ from dataclasses import dataclass
 
 from eth_utils.address import to_checksum_address
 
-from flare.protocol.aggregate import RULES, Rejection, Rule, Update, screen
+from flare.protocol.aggregate import RULES, Rejection, Update, find_copies, screen
 from flare.protocol.bundle import InvalidBundleError, read_bundle, size_bound
 from flare.protocol.errors import FlareError
 from flare.protocol.model import GlobalModel, ModelMeta, apply_delta, write_model
 from flare.protocol.modelspec import MAX_RANK
+from flare.protocol.policy import ReviewPolicy
 from flare.protocol.rounds import updates_root
 
 __all__ = ["NextModel", "NotEnoughUpdatesError", "Submission", "next_model"]
@@ -62,13 +65,17 @@ def next_model(
     base_cid: str,
     round_number: int,
     submissions: Sequence[Submission],
-    rule: Rule,
+    policy: ReviewPolicy,
     *,
-    norm_bound: float,
     max_rank: int = MAX_RANK,
 ) -> NextModel:
-    """The next global model from this round's submissions (see the module docstring)."""
+    """The next global model from this round's submissions (see the module docstring).
+
+    `submissions` come in the order the chain registered them (`UpdateSubmitted` events):
+    copy detection keeps the first of near-identical updates.
+    """
     spec = base.spec
+    rule = policy.rule
     limit = size_bound(spec, max_rank)
     updates: list[Update] = []
     rejected: list[Rejection] = []
@@ -96,10 +103,18 @@ def next_model(
             rejected.append(Rejection(submission.node, reason))
             continue
         node = bundle.meta.node  # checksummed, and the registering node's (checked above)
-        updates.append(Update(node, bundle.meta.num_samples, bundle.delta()))
+        weight = min(bundle.meta.num_samples, policy.sample_cap)
+        updates.append(Update(node, weight, bundle.delta()))
         cids[node] = submission.cid
-    accepted, screened_out = screen(updates, spec, norm_bound=norm_bound)
+    accepted, screened_out = screen(updates, spec, norm_bound=policy.norm_bound)
     rejected.extend(screened_out)
+    arrival = {id(update): index for index, update in enumerate(updates)}
+    accepted, copies = find_copies(
+        sorted(accepted, key=lambda update: arrival[id(update)]),
+        spec,
+        threshold=policy.copy_threshold,
+    )
+    rejected.extend(copies)
     if len(accepted) < max(1, rule.minimum_updates):
         raise NotEnoughUpdatesError(
             f"{len(accepted)} update(s) passed the checks; rule {rule.name} needs "
@@ -110,7 +125,9 @@ def next_model(
     rejected.extend(result.rejected)
     root = updates_root([(node, cids[node]) for node in result.included])
     meta = ModelMeta(round=round_number, parent=base_cid, updates_root=root, model_spec=spec.hash)
-    model = write_model(meta, spec, apply_delta(base, result.delta))
+    rate = policy.server_learning_rate
+    step = result.delta if rate == 1.0 else {n: t * rate for n, t in result.delta.items()}
+    model = write_model(meta, spec, apply_delta(base, step))
     return NextModel(model, meta, result.included, tuple(rejected))
 
 

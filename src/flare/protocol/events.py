@@ -7,9 +7,10 @@ checksummed strings, `bytes32` and CIDs are bytes, enums are `Phase`/`FailureRea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flare.protocol.rounds import FailureReason, RoundConfig
+from flare.protocol.rounds import FailureReason, RoundConfig, RoundParams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +30,8 @@ class ChainEvent:
 @dataclass(frozen=True, kw_only=True)
 class NodeRegistered(ChainEvent):
     node: str
-    vrf_public_key: bytes
+    bls_key: bytes  # the 256-byte G2 public key whose proof of possession the contract checked
+    peer_key: bytes  # ed25519: the node's libp2p identity and gossip signer
     eligible_from: int
 
 
@@ -66,12 +68,8 @@ class RoundOpened(ChainEvent):
     seed: bytes
     base_round: int
     base_model: bytes
-    train_end: int
-    review_window: int
-    committee_size: int
-    quorum: int
-    min_updates: int
-    eligible_nodes: int
+    params: RoundParams
+    review_policy: bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +84,7 @@ class UpdateSubmitted(ChainEvent):
 class SeatClaimed(ChainEvent):
     round: int
     node: str
-    output: bytes
+    output: bytes  # keccak256(proof), derived by the contract from the proof it verified
     proof: bytes
     evicted: str  # the zero address when no seat holder was pushed out
 
@@ -94,6 +92,7 @@ class SeatClaimed(ChainEvent):
 @dataclass(frozen=True, kw_only=True)
 class TrainingClosed(ChainEvent):
     round: int
+    review_start: int  # may lie ahead: Training never ends before the round's claimEnd
     review_end: int
 
 
@@ -201,3 +200,15 @@ EVENT_TYPES: dict[str, type[ChainEvent]] = {
         Unpaused,
     )
 }
+
+
+def registered_nodes(events: Iterable[ChainEvent]) -> dict[str, NodeRegistered]:
+    """The nodes registered after `events` (in emission order, from the deployment on), each
+    with the registration that stands: the contract keeps no list, the log is the list."""
+    nodes: dict[str, NodeRegistered] = {}
+    for event in events:
+        if isinstance(event, NodeRegistered):
+            nodes[event.node] = event
+        elif isinstance(event, NodeDeregistered):
+            nodes.pop(event.node, None)
+    return nodes

@@ -23,15 +23,19 @@ __all__ = [
     "AlreadyStartedError",
     "AlreadySubmittedError",
     "AlreadyVotedError",
+    "BlsKeyTakenError",
     "ContractError",
     "ContractInputError",
     "ContractPermissionError",
     "EnforcedPauseError",
     "ExpectedPauseError",
+    "InvalidBlsKeyError",
     "InvalidCidError",
     "InvalidConfigError",
+    "InvalidPeerKeyError",
+    "InvalidPossessionProofError",
     "InvalidProofError",
-    "InvalidVrfKeyError",
+    "NoBlsPrecompilesError",
     "NotAllowedError",
     "NotClosableError",
     "NotEligibleError",
@@ -41,9 +45,11 @@ __all__ = [
     "OutputTooHighError",
     "OwnableInvalidOwnerError",
     "OwnableUnauthorizedAccountError",
+    "PrecompileUnavailableError",
     "RevertedError",
+    "TooManySamplesError",
     "UnknownProposalError",
-    "VrfKeyTakenError",
+    "WrongBlsKeyError",
     "WrongPhaseError",
     "WrongRoundError",
     "ZeroSamplesError",
@@ -127,25 +133,52 @@ class NotAllowedError(ContractPermissionError):
 class AlreadyRegisteredError(ContractError):
     solidity_name = "FlareRoundsAlreadyRegistered"
     template = "node {node} is already registered"
-    hint_template = "nothing to do; to change its VRF key, deregister first"
+    hint_template = "nothing to do; to change its keys, deregister first"
 
 
 class NotRegisteredError(ContractError):
     solidity_name = "FlareRoundsNotRegistered"
     template = "node {node} is not registered"
-    hint_template = "register the node (with its VRF public key) first"
+    hint_template = "register the node with `flare-node register` first"
 
 
-class InvalidVrfKeyError(ContractInputError):
-    solidity_name = "FlareRoundsInvalidVrfKey"
-    template = "the VRF public key is not acceptable (zero)"
-    hint_template = "register the node's ed25519 VRF public key"
+class InvalidBlsKeyError(ContractInputError):
+    solidity_name = "FlareRoundsInvalidBlsKey"
+    template = "the BLS public key is not a 256-byte G2 point other than the identity"
+    hint_template = "register the key `flare-node keys show` prints"
 
 
-class VrfKeyTakenError(ContractError):
-    solidity_name = "FlareRoundsVrfKeyTaken"
-    template = "VRF key {vrfPublicKey} is already registered by {owner}"
-    hint_template = "every node needs its own VRF key: generate a new one"
+class BlsKeyTakenError(ContractError):
+    solidity_name = "FlareRoundsBlsKeyTaken"
+    template = "BLS key {blsKeyHash} (keccak256) is already bound to {owner}"
+    hint_template = "every node needs its own BLS key: create one with `flare-node keys add-bls`"
+
+
+class InvalidPossessionProofError(ContractError):
+    solidity_name = "FlareRoundsInvalidPossessionProof"
+    template = "the proof of possession does not prove {node} holds this BLS key here"
+    hint_template = (
+        "a proof of possession is made by the key's owner for one address, chain and contract; "
+        "register from the node that holds the key"
+    )
+
+
+class InvalidPeerKeyError(ContractInputError):
+    solidity_name = "FlareRoundsInvalidPeerKey"
+    template = "the ed25519 peer key is zero"
+    hint_template = "register the peer key `flare-node keys show` prints"
+
+
+class NoBlsPrecompilesError(ContractError):
+    solidity_name = "FlareRoundsNoBlsPrecompiles"
+    template = "this chain lacks the EIP-2537 BLS12-381 precompiles"
+    hint_template = "deploy on a chain with the Prague hard fork (anvil --hardfork prague or later)"
+
+
+class PrecompileUnavailableError(ContractError):
+    solidity_name = "BLS12381PrecompileUnavailable"
+    template = "the chain did not answer the BLS12-381 precompile at {precompile}"
+    hint_template = "use a chain with the Prague hard fork (EIP-2537), as anvil and eth-tester have"
 
 
 class NotStartedError(ContractError):
@@ -196,20 +229,33 @@ class ZeroSamplesError(ContractInputError):
     template = "an update must report at least one training sample"
 
 
+class TooManySamplesError(ContractInputError):
+    solidity_name = "FlareRoundsTooManySamples"
+    template = "an update of {numSamples} samples is over the cap of {maxSamples}"
+    hint_template = "report at most the round's maxSamples; the review policy caps weights too"
+
+
 class AlreadyClaimedError(ContractError):
     solidity_name = "FlareRoundsAlreadyClaimed"
     template = "node {node} already claimed a seat in round {round}"
     hint_template = "one claim per node per round: nothing to do"
 
 
-class InvalidProofError(ContractInputError):
+class WrongBlsKeyError(ContractError):
+    solidity_name = "FlareRoundsWrongBlsKey"
+    template = "the BLS key sent (keccak256 {blsKeyHash}) is not the one {node} registered"
+    hint_template = "claim with the node's own registered key (`flare-node keys show`)"
+
+
+class InvalidProofError(ContractError):
     solidity_name = "FlareRoundsInvalidProof"
-    template = "a VRF proof is 80 bytes, got {length}"
+    template = "the VRF proof of {node} does not verify for round {round}"
+    hint_template = "prove over the round's seed with the registered key (`flare-node vrf prove`)"
 
 
 class OutputTooHighError(ContractError):
     solidity_name = "FlareRoundsOutputTooHigh"
-    template = "VRF output {output} ranks after every seat of the full committee ({highestSeat})"
+    template = "VRF rank {rank} ranks after every seat of the full committee ({highestRank})"
     hint_template = "this node was not selected in round {round}: nothing to do"
 
 
@@ -276,8 +322,12 @@ CONTRACT_ERRORS: dict[str, type[ContractError]] = {
         NotAllowedError,
         AlreadyRegisteredError,
         NotRegisteredError,
-        InvalidVrfKeyError,
-        VrfKeyTakenError,
+        InvalidBlsKeyError,
+        BlsKeyTakenError,
+        InvalidPossessionProofError,
+        InvalidPeerKeyError,
+        NoBlsPrecompilesError,
+        PrecompileUnavailableError,
         NotStartedError,
         AlreadyStartedError,
         WrongRoundError,
@@ -286,7 +336,9 @@ CONTRACT_ERRORS: dict[str, type[ContractError]] = {
         AlreadySubmittedError,
         InvalidCidError,
         ZeroSamplesError,
+        TooManySamplesError,
         AlreadyClaimedError,
+        WrongBlsKeyError,
         InvalidProofError,
         OutputTooHighError,
         NotSeatHolderError,

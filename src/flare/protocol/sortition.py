@@ -1,16 +1,20 @@
-"""Committee sortition: what a node proves over, what it sends on-chain, and whether to claim.
+"""Committee sortition: what a node proves over, how seats are ranked, and whether to claim.
 
 Round `r` has seed `seed_r` (32 bytes, from `RoundOpened`). Every eligible node proves over
 
     alpha = seed_r || uint256(r)        (64 bytes: Solidity's abi.encodePacked(bytes32, uint256))
 
-and ranks by `output = beta[0:32]` read as a big-endian uint256, exactly how the contract
-compares `bytes32 output` values. The contract keeps the k lowest outputs.
+and FlareRounds derives the output keccak256(proof) itself. A seat is one storage word:
 
-Claiming costs a transaction, so a node claims only when its output lies under a threshold T
-chosen so that, with n eligible nodes whose outputs are uniform on [0, 2^256), fewer than k of
-them fall under T with probability at most `miss_probability`: then the k lowest outputs are
-all under T, so all k are claimed, while only about n·T/2^256 nodes send a transaction.
+    word = rank << 160 | address        rank = the output's first 12 bytes, big-endian
+
+and the contract keeps the k lowest words, so seats go by rank and a tie (2^-96 per pair) by
+the lower address. Nodes rank their own output the same way before spending a transaction.
+
+Claiming costs a transaction, so a node claims only when its rank lies under a threshold T
+chosen so that, with n eligible nodes whose ranks are uniform on [0, 2^96), fewer than k of them
+fall under T with probability at most `miss_probability`: then the k lowest ranks are all under
+T, so all k are claimed, while only about n·T/2^96 nodes send a transaction.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from flare.protocol.errors import ConfigError
 from flare.protocol.vrf import OUTPUT_BYTES
 
 SEED_BYTES = 32
-RANK_BYTES = 32
 ALPHA_BYTES = SEED_BYTES + 32
-RANK_SPACE = 2**256  # outputs are uniform on [0, RANK_SPACE)
+RANK_BYTES = 12
+RANK_SPACE: int = 2 ** (8 * RANK_BYTES)  # ranks are uniform on [0, RANK_SPACE)
+HOLDER_BITS = 160
 DEFAULT_MISS_PROBABILITY = 1e-6
 
 
@@ -39,7 +44,7 @@ class ClaimDecision:
     """Whether to send `claimSeat`, with the numbers behind it for the node's log."""
 
     claim: bool
-    output: bytes
+    rank: int
     threshold: int
     reason: str
 
@@ -56,43 +61,38 @@ def alpha_for(seed: bytes, round: int) -> bytes:
     return seed + round.to_bytes(32, "big")
 
 
-def rank_value(beta: bytes) -> bytes:
-    """The 32 bytes `claimSeat` sends as `output`: the first half of the VRF output."""
-    if len(beta) != OUTPUT_BYTES:
-        raise SortitionError(f"a VRF output is {OUTPUT_BYTES} bytes, got {len(beta)}")
-    return beta[:RANK_BYTES]
+def rank_of(output: bytes) -> int:
+    """The rank of a VRF output, as the contract ranks seats: its first 12 bytes, big-endian."""
+    if len(output) != OUTPUT_BYTES:
+        raise SortitionError(f"a VRF output is {OUTPUT_BYTES} bytes, got {len(output)}")
+    return int.from_bytes(output[:RANK_BYTES], "big")
 
 
-def rank_int(output: bytes) -> int:
-    """`output` as the contract orders it: a bytes32 converted to uint256 (big-endian)."""
-    if len(output) != RANK_BYTES:
-        raise SortitionError(f"a rank output is {RANK_BYTES} bytes, got {len(output)}")
-    return int.from_bytes(output, "big")
+def seat_word(rank: int, holder: bytes) -> int:
+    """The contract's storage word of a seat: rank above the 20-byte holder address."""
+    return rank << HOLDER_BITS | int.from_bytes(holder, "big")
 
 
 def verify_claim(
-    public_key: bytes, seed: bytes, round: int, output: bytes, proof: bytes
+    public_key: bytes, seed: bytes, round: int, proof: bytes, output: bytes | None = None
 ) -> bytes | vrf.InvalidProof:
-    """beta when `proof` is valid over round `round`'s alpha and `output` is its rank value.
+    """The output when `proof` is valid over round `round`'s alpha (and is `output`, if given).
 
     This is the whole off-chain check of a `SeatClaimed(round, node, output, proof)` event,
-    with `public_key` from the node's registration and `seed` from `RoundOpened`.
+    with `public_key` from the node's registration and `seed` from `RoundOpened`: the contract
+    already verified it, an auditor verifies it again without trusting the chain's execution.
     """
-    return check_output(vrf.verify(public_key, alpha_for(seed, round), proof), output)
-
-
-def check_output(result: bytes | vrf.InvalidProof, output: bytes) -> bytes | vrf.InvalidProof:
-    """`result` as `verify` gave it, unless it is a beta whose rank value is not `output`."""
-    if isinstance(result, vrf.InvalidProof) or output == rank_value(result):
+    result = vrf.verify(public_key, alpha_for(seed, round), proof)
+    if isinstance(result, vrf.InvalidProof) or output is None or output == result:
         return result
     return vrf.InvalidProof(
         vrf.Rejection.WRONG_OUTPUT,
-        f"claimed output 0x{output.hex()} is not the proof's 0x{rank_value(result).hex()}",
+        f"recorded output 0x{output.hex()} is not the proof's 0x{result.hex()}",
     )
 
 
 def miss_probability(k: int, eligible: int, fraction: float) -> float:
-    """P[fewer than k of `eligible` uniform outputs fall under `fraction`·2^256] (binomial CDF)."""
+    """P[fewer than k of `eligible` uniform ranks fall under `fraction`·RANK_SPACE]."""
     if fraction >= 1.0:
         return 0.0 if eligible >= k else 1.0
     if fraction <= 0.0:
@@ -117,7 +117,7 @@ def claim_fraction(
     max_miss: float = DEFAULT_MISS_PROBABILITY,
     participation: float = 1.0,
 ) -> float:
-    """The smallest share of the output space such that k claims fail to appear at most rarely.
+    """The smallest share of the rank space such that k claims fail to appear at most rarely.
 
     `participation` is the share of eligible nodes expected online: offline nodes never claim,
     so the threshold widens by 1/participation to keep the same miss probability.
@@ -148,44 +148,42 @@ def claim_threshold(
     max_miss: float = DEFAULT_MISS_PROBABILITY,
     participation: float = 1.0,
 ) -> int:
-    """T: claim when rank_int(output) < T. RANK_SPACE means every node claims."""
+    """T: claim when the rank is below T. RANK_SPACE means every node claims."""
     fraction = claim_fraction(
         k,
         eligible,
         max_miss=max_miss,
         participation=participation,
     )
-    return min(RANK_SPACE, math.ceil(math.ldexp(fraction, 256)))
+    return min(RANK_SPACE, math.ceil(math.ldexp(fraction, 8 * RANK_BYTES)))
 
 
 def decide_claim(
     output: bytes,
+    holder: bytes,
     *,
     threshold: int,
     k: int,
-    held: Sequence[bytes] = (),
+    held: Sequence[int] = (),
 ) -> ClaimDecision:
-    """Claim when `output` is under the threshold and the contract would still take it.
+    """Claim when the rank is under the threshold and the contract would still take the seat.
 
-    `held` are the outputs of seats already claimed this round (from `seats(round)`); once k
-    are held the contract refuses any output not below the highest of them.
+    `holder` is the claiming node's 20-byte address; `held` are the words of the seats
+    already claimed this round (`Seat.word` of `seats(round)`): once k are held, the
+    contract refuses any word not below the highest of them.
     """
-    value = rank_int(output)
-    if len(held) >= k:
-        highest = max(rank_int(seat) for seat in held)
-        if value >= highest:
-            return ClaimDecision(
-                False, output, threshold, f"all {k} seats are held by lower outputs"
-            )
-    if value >= threshold:
-        share = value / RANK_SPACE
+    rank = rank_of(output)
+    if len(held) >= k and seat_word(rank, holder) >= max(held):
+        return ClaimDecision(False, rank, threshold, f"all {k} seats are held by lower ranks")
+    if rank >= threshold:
         return ClaimDecision(
             False,
-            output,
+            rank,
             threshold,
-            f"output rank {share:.3g} is above the claim threshold {threshold / RANK_SPACE:.3g}",
+            f"rank {rank / RANK_SPACE:.3g} is above the claim threshold "
+            f"{threshold / RANK_SPACE:.3g}",
         )
-    return ClaimDecision(True, output, threshold, "output is under the claim threshold")
+    return ClaimDecision(True, rank, threshold, "rank is under the claim threshold")
 
 
 def _check_committee(k: int, eligible: int) -> None:

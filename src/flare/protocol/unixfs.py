@@ -174,6 +174,13 @@ class FileHasher:
         return FileLink(cid, tsize, sum(link.filesize for link in links))
 
 
+def file_cid(data: bytes) -> Cid:
+    """The CID a store gives `data` (what `ipfs add --only-hash` prints), computed in memory."""
+    hasher = FileHasher()
+    hasher.update(data)
+    return hasher.finish()
+
+
 def _frozen(chunk: bytes | bytearray | memoryview) -> bytes | memoryview:
     """`chunk` itself when nothing can change it later (a view of `bytes`), else a copy."""
     if isinstance(chunk, bytes):

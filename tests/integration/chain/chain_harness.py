@@ -2,8 +2,10 @@
 
 `AnvilProcess` starts node_modules' anvil on 127.0.0.1 with an OS-chosen port (read back from
 its banner), a project-local HOME (anvil keeps state under $HOME/.foundry) and
-`--prune-history`, and stops it. Kept out of conftest.py so test modules can import it by a
-unique name.
+`--prune-history`, and stops it. `Chain.snapshot`/`revert` let a suite register nodes once per
+session: on the in-process EVM a registration checks a BLS pairing in pure Python (most of a
+second), so tests start from a snapshot taken after it. Kept out of conftest.py so test
+modules can import it by a unique name.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flare_testing import POLICY_CID
 from web3 import Web3
 
 from flare.chain.connect import connect
 from flare.chain.deploy import Deployment
 from flare.chain.devchain import advance_time, dev_account_key
 from flare.chain.ledger import Web3Ledger, open_ledger
+from flare.protocol import sortition, vrf
+from flare.protocol.ledger import TxReceipt
+from flare.protocol.rounds import RoundConfig, address_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -91,6 +97,21 @@ class Chain:
     def advance(self, seconds: int) -> int:
         return advance_time(self.w3, seconds)
 
+    def snapshot(self) -> object:
+        """A handle to the chain's state now (eth-tester's snapshot, anvil's evm_snapshot)."""
+        if self.kind == "eth-tester":
+            return self.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert(self, handle: object) -> object:
+        """Go back to `handle`'s state; returns the handle to use next time (anvil spends one)."""
+        if self.kind == "eth-tester":
+            self.w3.provider.ethereum_tester.revert_to_snapshot(handle)  # type: ignore[attr-defined]
+            return handle
+        reverted = self.w3.provider.make_request("evm_revert", [handle])  # type: ignore[arg-type]
+        assert reverted["result"] is True, reverted
+        return self.snapshot()
+
 
 @dataclass
 class Deployed:
@@ -111,3 +132,63 @@ class Deployed:
 
 
 DeployFactory = Callable[..., Deployed]
+
+
+def federation_config(**changes: int) -> RoundConfig:
+    """k=3, quorum 60%, training 100 s with no minimum claim window, review 50 s."""
+    settings = {
+        "committee_size": 3,
+        "quorum_bps": 6000,
+        "train_window": 100,
+        "review_window": 50,
+        "min_claim_window": 0,
+        "min_updates": 1,
+        "max_samples": 1000,
+        **changes,
+    }
+    return RoundConfig(**settings, review_policy=POLICY_CID)
+
+
+@dataclass
+class Member:
+    """A registered node: its ledger and its BLS secret (public key, address at hand)."""
+
+    ledger: Web3Ledger
+    secret: bytes
+
+    @property
+    def address(self) -> str:
+        return str(self.ledger.account)
+
+    @property
+    def bls_key(self) -> bytes:
+        return vrf.public_key(self.secret)
+
+    def proof(self, seed: bytes, round_number: int) -> bytes:
+        return vrf.prove(self.secret, sortition.alpha_for(seed, round_number))
+
+    def claim(self, round_number: int) -> TxReceipt:
+        seed = self.ledger.get_round(round_number).seed
+        return self.ledger.claim_seat(round_number, self.proof(seed, round_number), self.bls_key)
+
+
+@dataclass
+class Federation:
+    """A deployment with registered members, not started; reverted to this state per test."""
+
+    deployed: Deployed
+    members: list[Member]
+
+    @property
+    def owner(self) -> Web3Ledger:
+        return self.deployed.owner
+
+    def by_rank(self, round_number: int) -> list[Member]:
+        """The members ordered by their seat in `round_number`, lowest (best) first."""
+        seed = self.owner.get_round(round_number).seed
+
+        def word(member: Member) -> int:
+            output = vrf.proof_to_output(member.proof(seed, round_number))
+            return sortition.seat_word(sortition.rank_of(output), address_bytes(member.address))
+
+        return sorted(self.members, key=word)

@@ -1,6 +1,8 @@
 """Fixtures of the chain suites: one anvil per session, a chain per backend, fresh deployments.
 
-Every test deploys its own contract, so tests sharing a chain never see each other's state.
+Tests either deploy their own contract, so tests sharing a chain never see each other's state,
+or start from `federation`: a deployment whose members registered once per session, restored
+from a chain snapshot before each test.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from chain_harness import (
     Chain,
     Deployed,
     DeployFactory,
+    Federation,
+    Member,
+    federation_config,
 )
+from flare_testing import register
 
 from flare.chain.deploy import deploy
 from flare.protocol.rounds import RoundConfig
@@ -60,9 +66,33 @@ def deploy_rounds(chain: Chain) -> DeployFactory:
             chain.key(0),
             model_spec_hash=SPEC_HASH,
             genesis_model=GENESIS_CID,
-            config=config or RoundConfig(committee_size=3, quorum_bps=6000, min_updates=1),
+            config=config or federation_config(),
             allowlist=allowlist,
         )
         return Deployed(chain, record, owner, {0: owner})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _federation_state(chain: Chain) -> tuple[Federation, list[object]]:
+    record, owner = deploy(
+        chain.w3,
+        chain.key(0),
+        model_spec_hash=SPEC_HASH,
+        genesis_model=GENESIS_CID,
+        config=federation_config(),
+        allowlist=False,
+    )
+    deployed = Deployed(chain, record, owner, {0: owner})
+    # Dev accounts 1..5 register; 6..9 stay free for tests that need newcomers.
+    members = [Member(deployed.node(i), register(deployed.node(i))[0]) for i in range(1, 6)]
+    return Federation(deployed, members), [chain.snapshot()]
+
+
+@pytest.fixture
+def federation(chain: Chain, _federation_state: tuple[Federation, list[object]]) -> Federation:
+    """Five registered members of a deployment that has not started; fresh for every test."""
+    state, handle = _federation_state
+    handle[0] = chain.revert(handle[0])
+    return state

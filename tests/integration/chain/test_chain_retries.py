@@ -9,13 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from chain_harness import GENESIS_CID, SPEC_HASH, Chain
+from chain_harness import GENESIS_CID, SPEC_HASH, Chain, federation_config
 
 from flare.chain.connect import connect
 from flare.chain.deploy import deploy
 from flare.chain.devchain import dev_account_key
 from flare.chain.ledger import open_ledger
-from flare.protocol.rounds import RoundConfig
 
 pytestmark = pytest.mark.anvil
 
@@ -74,7 +73,7 @@ def test_a_lost_send_response_is_retried_and_the_tx_lands_once(
         direct.key(0),
         model_spec_hash=SPEC_HASH,
         genesis_model=GENESIS_CID,
-        config=RoundConfig(),
+        config=federation_config(),
     )
     url, handler = proxy_url
     w3 = connect(url)

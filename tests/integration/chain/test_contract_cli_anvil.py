@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from flare_testing import POLICY
 from typer.testing import CliRunner
 
 from flare.cli.app import app
@@ -24,6 +25,8 @@ NODE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's dev account 1
 def test_deploy_then_info_and_allow_in_separate_invocations(anvil_url: str, tmp_path: Path) -> None:
     runner = CliRunner()
     record = tmp_path / "deployment.json"
+    policy = tmp_path / "policy.json"
+    policy.write_bytes(POLICY.to_bytes())
     common = ["--rpc", anvil_url, "--deployment", str(record)]
 
     deployed = runner.invoke(
@@ -43,6 +46,10 @@ def test_deploy_then_info_and_allow_in_separate_invocations(anvil_url: str, tmp_
             str(record),
             "--committee-size",
             "4",
+            "--policy",
+            str(policy),
+            "--data-dir",
+            str(tmp_path / "store"),
         ],
     )
     allowed = runner.invoke(app, ["contract", "allow", NODE, *common, "--dev-account", "0"])
@@ -69,3 +76,4 @@ def test_deploy_then_info_and_allow_in_separate_invocations(anvil_url: str, tmp_
     assert summary["config"]["committee_size"] == 4
     assert summary["current_round"] == 1
     assert summary["round"]["phase"] == "training"
+    assert summary["version"] == 2

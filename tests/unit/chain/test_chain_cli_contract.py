@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_utils.crypto import keccak
+from flare_testing import POLICY, POLICY_CID, register
 from typer.testing import CliRunner, Result
 
 from flare.chain.artifact import ArtifactMissingError
@@ -25,10 +27,13 @@ from flare.chain.deploy import DeploymentFileError
 from flare.chain.devchain import advance_time, dev_account_key
 from flare.chain.ledger import NoContractError, Web3Ledger, open_ledger
 from flare.cli.app import app
+from flare.node.store.embedded import EmbeddedStore
+from flare.protocol.aggregate import Rule
 from flare.protocol.cid import UnsupportedCidError, encode_cid
 from flare.protocol.errors import ConfigError, FlareError
-from flare.protocol.events import ConfigSet
+from flare.protocol.events import ConfigSet, NodeRegistered
 from flare.protocol.ledger import OwnableUnauthorizedAccountError, TxReceipt
+from flare.protocol.policy import PolicyError, ReviewPolicy
 from flare.protocol.rounds import RoundConfig
 
 GENESIS = encode_cid(bytes.fromhex("01551220") + hashlib.sha256(b"genesis").digest())
@@ -51,6 +56,13 @@ def rpc() -> str:
 
 def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
     return runner.invoke(app, ["contract", *args], env=env)
+
+
+def policy_flags(tmp_path: Path, policy: ReviewPolicy = POLICY) -> list[str]:
+    """--policy (a policy file written here) and --data-dir (the store it is pinned in)."""
+    path = tmp_path / f"policy-{policy.sample_cap}.json"
+    path.write_bytes(policy.to_bytes())
+    return ["--policy", str(path), "--data-dir", str(tmp_path / "store")]
 
 
 def ok(result: Result) -> Result:
@@ -81,6 +93,7 @@ def deploy(runner: CliRunner, rpc: str, out: Path, *extra: str) -> dict[str, obj
             "--out",
             str(out),
             "--json",
+            *policy_flags(out.parent),
             *extra,
         )
     )
@@ -107,7 +120,8 @@ def test_deploy_info_allow_across_invocations(runner: CliRunner, rpc: str, tmp_p
         str(deployed["address"]),
         private_key=dev_account_key(connect(rpc).eth.chain_id, 1),
     )
-    ledger.register(b"\x07" * 32)
+    registered = register(ledger)[1].events[0]
+    assert isinstance(registered, NodeRegistered)
     shown = info(runner, rpc, record)
 
     assert shown["address"] == deployed["address"]
@@ -118,8 +132,21 @@ def test_deploy_info_allow_across_invocations(runner: CliRunner, rpc: str, tmp_p
     assert shown["genesis_model"] == GENESIS
     assert shown["current_round"] == 0
     assert shown["round"] is None
+    assert shown["version"] == 2
+    assert shown["config"]["review_policy"] == encode_cid(POLICY_CID)  # type: ignore[index]
+    assert shown["config"]["max_samples"] == POLICY.sample_cap  # type: ignore[index]
     assert shown["nodes"] == [
-        {"address": node, "allowed": True, "eligible_from": 1, "vrf_public_key": "0x" + "07" * 32}
+        {
+            "address": node,
+            "allowed": True,
+            "eligible_from": 1,
+            "bls_key_hash": "0x" + keccak(registered.bls_key).hex(),
+            "peer_key": "0x" + registered.peer_key.hex(),
+        }
+    ]
+    assert shown["warnings"] == [
+        "1 registered node(s), but rounds opened now need 2 approvals: they cannot finalize "
+        "until more nodes register"
     ]
 
 
@@ -141,17 +168,21 @@ def test_text_output_ends_with_a_summary(runner: CliRunner, rpc: str, tmp_path: 
             str(record),
             "--start",
             "--open",
+            *policy_flags(tmp_path),
         )
     )
 
     assert "Deployed FlareRounds at 0x" in result.stdout
     assert "round 1 opened" in result.stdout
+    assert f"review policy    {encode_cid(POLICY_CID)}" in result.stdout
     assert f"Wrote {record}" in result.stdout
     assert "lives only inside this process" in result.stderr
-    assert "open registration" in result.stderr
-    shown = ok(run(runner, "info", "--rpc", rpc, "--deployment", str(record))).stdout
-    assert "Round 1: training (training ends in 1h)" in shown
-    assert "quorum 60.00% = 5 approvals" in shown
+    assert "open registration" not in result.stderr  # seats are verified on-chain now
+    shown = ok(run(runner, "info", "--rpc", rpc, "--deployment", str(record)))
+    assert "(interface version 2)" in shown.stdout
+    assert "Round 1: training (training ends in 1h)" in shown.stdout
+    assert "quorum 60.00% = 5 approvals" in shown.stdout
+    assert "Warning: round 1 has 0 eligible node(s) but needs 5 approvals" in shown.stderr
 
 
 def test_admin_commands_change_the_contract(runner: CliRunner, rpc: str, tmp_path: Path) -> None:
@@ -223,6 +254,7 @@ def test_a_keystore_signs_deployments(runner: CliRunner, rpc: str, tmp_path: Pat
             "--out",
             str(tmp_path / "d.json"),
             "--json",
+            *policy_flags(tmp_path),
             env={"FLARE_PASSWORD": "a long passphrase"},
         )
     )
@@ -295,6 +327,7 @@ def test_a_missing_artifact_is_named(
         GENESIS,
         "--out",
         str(tmp_path / "d.json"),
+        *policy_flags(tmp_path),
     )
 
     assert_fails(result, ArtifactMissingError, "no contract artifact")
@@ -338,6 +371,7 @@ def test_bad_deploy_parameters_fail_before_sending(
         "0",
         "--out",
         str(tmp_path / "d.json"),
+        *policy_flags(tmp_path),
         *flat,
         *args,
     )
@@ -362,6 +396,7 @@ def test_deploy_keeps_an_existing_record(runner: CliRunner, rpc: str, tmp_path: 
         GENESIS,
         "--out",
         str(record),
+        *policy_flags(tmp_path),
     )
 
     assert_fails(result, ConfigError, "already exists")
@@ -388,7 +423,8 @@ def test_compile_check_confirms_the_committed_artifact(runner: CliRunner) -> Non
     assert json.loads(result.stdout)["changed"] is False
 
 
-def deploy_args(rpc: str, out: Path, *extra: str) -> list[str]:
+def deploy_args(rpc: str, tmp_path: Path, out: Path, *extra: str) -> list[str]:
+    flags = policy_flags(tmp_path)
     return [
         "deploy",
         "--rpc",
@@ -401,6 +437,7 @@ def deploy_args(rpc: str, out: Path, *extra: str) -> list[str]:
         GENESIS,
         "--out",
         str(out),
+        *flags,
         *extra,
     ]
 
@@ -419,7 +456,7 @@ def test_a_genesis_cid_nodes_cannot_read_is_refused_before_deploying(
     # Well-formed CIDv1, but dag-cbor (0x71): nodes fetch only raw and dag-pb blocks.
     dag_cbor = encode_cid(bytes.fromhex("01711220") + hashlib.sha256(b"genesis").digest())
     record = tmp_path / "d.json"
-    args = deploy_args(rpc, record)
+    args = deploy_args(rpc, tmp_path, record)
     args[args.index(GENESIS)] = dag_cbor
 
     result = run(runner, *args)
@@ -435,7 +472,7 @@ def test_a_record_directory_that_cannot_exist_fails_before_deploying(
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
 
-    result = run(runner, *deploy_args(rpc, blocker / "d.json"))
+    result = run(runner, *deploy_args(rpc, tmp_path, blocker / "d.json"))
 
     assert_fails(result, DeploymentFileError, "for the deployment record")
     assert sent_transactions(rpc) == 0
@@ -447,7 +484,7 @@ def test_a_record_that_cannot_be_written_is_printed_with_the_address(
     record = tmp_path / "d.json"
     (tmp_path / "d.json.tmp").mkdir()  # the directory is writable, the record file is not
 
-    result = run(runner, *deploy_args(rpc, record))
+    result = run(runner, *deploy_args(rpc, tmp_path, record))
 
     assert_fails(result, DeploymentFileError, "cannot write the deployment record")
     printed = json.loads(result.stdout)
@@ -464,7 +501,7 @@ def test_a_failed_start_keeps_the_record_and_names_the_address(
     owner = Account.from_key(dev_account_key(connect(rpc).eth.chain_id, 1)).address
     record = tmp_path / "d.json"
 
-    result = run(runner, *deploy_args(rpc, record, "--owner", owner, "--start"))
+    result = run(runner, *deploy_args(rpc, tmp_path, record, "--owner", owner, "--start"))
 
     assert_fails(result, OwnableUnauthorizedAccountError, "is not the contract owner")
     address = json.loads(record.read_text())["address"]
@@ -508,3 +545,85 @@ def test_contract_commands_import_no_heavy_libraries() -> None:
     ).stdout.strip()
 
     assert loaded == "[]"
+
+
+def test_deploy_pins_the_policy_and_commits_its_cid(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "d.json"
+
+    deployed = deploy(runner, rpc, record)
+
+    ledger = open_ledger(connect(rpc), str(deployed["address"]))
+    assert ledger.config().review_policy == POLICY_CID
+    assert ledger.config().max_samples == POLICY.sample_cap
+    with EmbeddedStore(tmp_path / "store") as store:
+        assert store.get(encode_cid(POLICY_CID)) == POLICY.to_bytes()
+        assert encode_cid(POLICY_CID) in store.pins()
+
+
+def test_a_policy_that_does_not_read_is_refused_before_sending(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    args = deploy_args(rpc, tmp_path, tmp_path / "d.json")
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(POLICY.to_bytes().replace(b'"fedavg"', b'"krum"'))
+    args[args.index("--policy") + 1] = str(bad)
+
+    result = run(runner, *args)
+
+    assert_fails(result, PolicyError, f"{bad}: aggregation rule 'krum'")
+    assert sent_transactions(rpc) == 0
+
+
+def test_set_config_with_a_new_policy_applies_from_the_next_round(
+    runner: CliRunner, rpc: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "d.json"
+    deploy(runner, rpc, record, "--start")
+    median = ReviewPolicy(rule=Rule("median"), norm_bound=10.0, sample_cap=500)
+    owner = ["--rpc", rpc, "--deployment", str(record), "--dev-account", "0", "--json"]
+
+    changed = json.loads(
+        ok(run(runner, "set-config", *policy_flags(tmp_path, median), *owner)).stdout
+    )
+
+    shown = info(runner, rpc, record)
+    assert changed["effective_from"] == 2
+    assert changed["config"]["max_samples"] == 500
+    assert shown["config"]["review_policy"] == changed["config"]["review_policy"]  # type: ignore[index]
+    assert shown["round"]["review_policy"] == encode_cid(POLICY_CID)  # type: ignore[index]
+    with EmbeddedStore(tmp_path / "store") as store:
+        assert store.get(changed["config"]["review_policy"]) == median.to_bytes()
+
+
+def test_policy_new_and_show_agree_on_the_cid(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+
+    made = runner.invoke(
+        app,
+        ["policy", "new", "--out", str(path), "--rule", "trimmed-mean", "--trim", "2", "--json"],
+    )
+    shown = runner.invoke(app, ["policy", "show", str(path), "--json"])
+    again = runner.invoke(app, ["policy", "new", "--out", str(path)])
+
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["cid"] == json.loads(shown.stdout)["cid"]
+    assert json.loads(shown.stdout)["aggregation"] == {"rule": "trimmed-mean", "trim": 2}
+    assert_fails(again, ConfigError, "already exists")
+
+
+def test_policy_show_fetches_and_checks_a_cid_from_the_store(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    with EmbeddedStore(tmp_path / "store") as store:
+        good = store.put(POLICY.to_bytes())
+        bad = store.put(b'{"format":"flare-policy/9"}')
+
+    shown = runner.invoke(app, ["policy", "show", good, "--data-dir", str(tmp_path / "store")])
+    refused = runner.invoke(app, ["policy", "show", bad, "--data-dir", str(tmp_path / "store")])
+
+    assert shown.exit_code == 0, shown.output
+    assert good in shown.stdout
+    assert "fedavg, norm bound 1000" in shown.stdout
+    assert_fails(refused, PolicyError, "flare-policy/9")

@@ -30,6 +30,7 @@ SAMPLES: dict[str, Any] = {
     "address": "0x" + "5e" * 20,
     "uint256": 7,
     "uint8": 2,
+    "uint96": 5,
     "bytes32": b"\x42" * 32,
     "string": "why",
 }
@@ -51,7 +52,7 @@ def encoded(name: str, values: dict[str, Any] | None = None) -> tuple[bytes, dic
 def test_every_custom_error_decodes_to_its_class_with_its_arguments(name: str) -> None:
     data, args = encoded(name)
     expected = {
-        k: to_checksum_address(v) if k in ("node", "owner", "account") else v
+        k: to_checksum_address(v) if k in ("node", "owner", "account", "precompile") else v
         for k, v in args.items()
     }
 

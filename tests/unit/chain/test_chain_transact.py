@@ -120,7 +120,7 @@ def test_a_node_refusing_a_transaction_names_its_reason(
     ledger = Web3Ledger(connect(url, retries=1), CONTRACT, load_artifact(), b"\x42" * 32)
 
     with pytest.raises(TransactionRejectedError) as caught:
-        ledger.register(b"\x07" * 32)
+        ledger.submit_update(1, b"\x01\x55", 1)
 
     assert caught.value.message == (
         f"{url} refused the transaction: insufficient funds for gas * price + value: balance 0"

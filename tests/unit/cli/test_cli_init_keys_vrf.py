@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from eth_utils.crypto import keccak
 from typer.testing import CliRunner, Result
 
 from flare.cli.app import app
@@ -18,9 +19,16 @@ from flare.protocol import sortition, vrf
 from flare.protocol.errors import ConfigError, FlareError
 
 PASSWORD = "correct horse battery staple"
-RFC = json.loads(
-    (Path(__file__).resolve().parents[2] / "vectors" / "vrf" / "rfc9381-b3.json").read_text()
-)["vectors"][1]
+_FLARE = json.loads(
+    (Path(__file__).resolve().parents[2] / "vectors" / "bls" / "flare-vectors.json").read_text()
+)
+_VECTOR = _FLARE["proofs"][0]
+GOLDEN = {  # a golden VRF proof: key, alpha, proof, output
+    "pk": "0x" + _FLARE["keys"][int(_VECTOR["key"])]["public_key"],
+    "alpha": "0x" + _VECTOR["alpha"],
+    "pi": "0x" + _VECTOR["proof"],
+    "output": "0x" + _VECTOR["output"],
+}
 
 
 @pytest.fixture
@@ -58,10 +66,12 @@ def test_init_creates_a_private_home_and_reports_the_identity(
 
     assert Path(created["home"]) == home
     assert home.stat().st_mode & 0o777 == 0o700
-    for name in ("ethereum_keystore", "vrf_key"):
+    for name in ("ethereum_keystore", "bls_key", "peer_key"):
         assert Path(created[name]).stat().st_mode & 0o777 == 0o600
     assert created["address"].startswith("0x")
-    assert len(bytes.fromhex(created["vrf_public_key"].removeprefix("0x"))) == 32
+    assert len(bytes.fromhex(created["bls_public_key"].removeprefix("0x"))) == 256
+    assert len(bytes.fromhex(created["peer_public_key"].removeprefix("0x"))) == 32
+    assert created["bls_key_hash"] == "0x" + keccak(hexstr=created["bls_public_key"]).hex()
 
 
 def test_init_text_output_ends_with_a_summary(runner: CliRunner, tmp_path: Path) -> None:
@@ -69,7 +79,8 @@ def test_init_text_output_ends_with_a_summary(runner: CliRunner, tmp_path: Path)
 
     assert result.exit_code == 0, result.output
     assert "Address" in result.stdout
-    assert "VRF public key 0x" in result.stdout
+    assert "BLS public key   0x" in result.stdout
+    assert "BLS key file" in result.stdout
     assert "Back up" in result.stdout
 
 
@@ -91,7 +102,7 @@ def test_init_force_replaces_and_lists_backups(runner: CliRunner, tmp_path: Path
     second = init(runner, home, "--force")
 
     assert second["address"] != first["address"]
-    assert len(second["backups"]) == 2
+    assert len(second["backups"]) == 3
     assert all(Path(b).exists() for b in second["backups"])
 
 
@@ -172,13 +183,13 @@ def test_keys_show_prints_only_public_values(runner: CliRunner, tmp_path: Path) 
     text = run(runner, "keys", "show", "--home", str(home), password=None)
 
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.stdout) == {
-        "address": created["address"],
-        "vrf_public_key": created["vrf_public_key"],
-    }
+    public = ("address", "bls_public_key", "bls_key_hash", "peer_public_key")
+    assert json.loads(shown.stdout) == {name: created[name] for name in public}
     assert text.stdout.splitlines() == [
-        f"Address        {created['address']}",
-        f"VRF public key {created['vrf_public_key']}",
+        f"Address          {created['address']}",
+        f"BLS key hash     {created['bls_key_hash']}  (what the contract stores)",
+        f"BLS public key   {created['bls_public_key']}",
+        f"Peer key         {created['peer_public_key']}  (ed25519)",
     ]
 
 
@@ -214,28 +225,28 @@ def test_vrf_verify_prints_the_output_of_a_valid_proof(runner: CliRunner) -> Non
         "vrf",
         "verify",
         "--public-key",
-        RFC["pk"],
+        GOLDEN["pk"],
         "--alpha",
-        RFC["alpha"],
+        GOLDEN["alpha"],
         "--proof",
-        "0x" + RFC["pi"],
+        GOLDEN["pi"],
     )
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "0x" + RFC["beta"]
+    assert result.stdout.strip() == GOLDEN["output"]
 
 
 def test_vrf_verify_rejects_a_tampered_proof_with_the_reason(runner: CliRunner) -> None:
-    tampered = RFC["pi"][:-2] + f"{int(RFC['pi'][-2:], 16) ^ 1:02x}"
+    tampered = GOLDEN["pi"][:-2] + f"{int(GOLDEN['pi'][-2:], 16) ^ 1:02x}"
 
     text = run(
         runner,
         "vrf",
         "verify",
         "--public-key",
-        RFC["pk"],
+        GOLDEN["pk"],
         "--alpha",
-        RFC["alpha"],
+        GOLDEN["alpha"],
         "--proof",
         tampered,
     )
@@ -244,9 +255,9 @@ def test_vrf_verify_rejects_a_tampered_proof_with_the_reason(runner: CliRunner) 
         "vrf",
         "verify",
         "--public-key",
-        RFC["pk"],
+        GOLDEN["pk"],
         "--alpha",
-        RFC["alpha"],
+        GOLDEN["alpha"],
         "--proof",
         tampered,
         "--json",
@@ -255,15 +266,15 @@ def test_vrf_verify_rejects_a_tampered_proof_with_the_reason(runner: CliRunner) 
     assert_fails(text, InvalidProofError, "invalid VRF proof")
     assert as_json.exit_code == InvalidProofError.exit_code
     assert json.loads(as_json.stdout)["valid"] is False
-    assert json.loads(as_json.stdout)["rejection"] == "mismatch"
+    assert json.loads(as_json.stdout)["rejection"] in ("mismatch", "bad-proof")
 
 
 def test_vrf_verify_checks_a_claimed_output(runner: CliRunner) -> None:
-    base = ["vrf", "verify", "--public-key", RFC["pk"], "--alpha", RFC["alpha"]]
-    good, bad = "0x" + RFC["beta"][:64], "0x" + "00" * 32
+    base = ["vrf", "verify", "--public-key", GOLDEN["pk"], "--alpha", GOLDEN["alpha"]]
+    good, bad = GOLDEN["output"], "0x" + "00" * 32
 
-    accepted = run(runner, *base, "--proof", RFC["pi"], "--output", good)
-    refused = run(runner, *base, "--proof", RFC["pi"], "--output", bad, "--json")
+    accepted = run(runner, *base, "--proof", GOLDEN["pi"], "--output", good)
+    refused = run(runner, *base, "--proof", GOLDEN["pi"], "--output", bad, "--json")
 
     assert accepted.exit_code == 0, accepted.output
     assert refused.exit_code == InvalidProofError.exit_code
@@ -280,7 +291,9 @@ def test_vrf_verify_checks_a_claimed_output(runner: CliRunner) -> None:
     ],
 )
 def test_vrf_verify_refuses_bad_arguments(runner: CliRunner, args: list[str]) -> None:
-    result = run(runner, "vrf", "verify", "--public-key", RFC["pk"], "--proof", RFC["pi"], *args)
+    result = run(
+        runner, "vrf", "verify", "--public-key", GOLDEN["pk"], "--proof", GOLDEN["pi"], *args
+    )
 
     assert_fails(result, ConfigError, "")
 
@@ -289,14 +302,16 @@ def test_vrf_verify_refuses_bad_arguments(runner: CliRunner, args: list[str]) ->
     ("args", "message"),
     [
         (["--seed", "00" * 31, "--round", "1"], "--seed '" + "00" * 10),
-        (["--alpha", RFC["alpha"], "--output", "0x" + "00" * 31], "not 32-byte hex"),
+        (["--alpha", GOLDEN["alpha"], "--output", "0x" + "00" * 31], "not 32-byte hex"),
         (["--alpha", "0x12 34"], "--alpha '0x12 34' is not hex"),
     ],
 )
 def test_vrf_verify_names_the_hex_option_that_is_wrong(
     runner: CliRunner, args: list[str], message: str
 ) -> None:
-    result = run(runner, "vrf", "verify", "--public-key", RFC["pk"], "--proof", RFC["pi"], *args)
+    result = run(
+        runner, "vrf", "verify", "--public-key", GOLDEN["pk"], "--proof", GOLDEN["pi"], *args
+    )
 
     assert_fails(result, ConfigError, message)
 
@@ -326,14 +341,15 @@ def test_vrf_prove_then_verify_by_seed_and_round(runner: CliRunner, tmp_path: Pa
     )
 
     assert proved.exit_code == 0, proved.output
-    assert claim["public_key"] == created["vrf_public_key"]
+    assert claim["public_key"] == created["bls_public_key"]
     assert claim["alpha"] == "0x" + sortition.alpha_for(bytes.fromhex(seed), 42).hex()
     assert json.loads(checked.stdout) == {
         "valid": True,
         "alpha": claim["alpha"],
-        "beta": claim["beta"],
         "output": claim["output"],
+        "rank": claim["rank"],
     }
+    assert claim["output"] == "0x" + keccak(hexstr=claim["proof"]).hex()
     assert len(bytes.fromhex(claim["proof"].removeprefix("0x"))) == vrf.PROOF_BYTES
 
 
@@ -358,3 +374,42 @@ def test_command_modules_import_no_heavy_libraries() -> None:
     ).stdout.strip()
 
     assert loaded == "[]"
+
+
+def legacy(home: Path) -> None:
+    """Turn a fresh home into one an earlier flare-node made (no BLS key, ed25519 as vrf.json)."""
+    (home / "keys" / "bls.json").unlink()
+    (home / "keys" / "peer.json").rename(home / "keys" / "vrf.json")
+
+
+def test_keys_add_bls_upgrades_an_earlier_home(runner: CliRunner, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    created = init(runner, home)
+    legacy(home)
+    before = run(runner, "keys", "show", "--home", str(home), password=None)
+
+    added = run(runner, "keys", "add-bls", "--home", str(home), "--kdf", "light", "--json")
+    again = run(runner, "keys", "add-bls", "--home", str(home), "--kdf", "light")
+    checked = run(runner, "keys", "check", "--home", str(home), "--json")
+
+    assert_fails(before, ConfigError, "keys add-bls")
+    assert added.exit_code == 0, added.output
+    report = json.loads(added.stdout)
+    assert report["address"] == created["address"]
+    assert report["peer_public_key"] == created["peer_public_key"]  # the peer key is kept
+    assert report["bls_public_key"] != created["bls_public_key"]  # a fresh BLS key
+    assert json.loads(checked.stdout)["bls_public_key"] == report["bls_public_key"]
+    assert_fails(again, KeyFileExistsError, "already exists")
+
+
+def test_keys_add_bls_with_a_wrong_password_changes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    init(runner, home)
+    legacy(home)
+
+    result = run(runner, "keys", "add-bls", "--home", str(home), password="not the password")
+
+    assert_fails(result, WrongPasswordError, "wrong password")
+    assert sorted(p.name for p in (home / "keys").iterdir()) == ["ethereum.json", "vrf.json"]

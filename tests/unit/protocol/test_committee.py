@@ -17,17 +17,23 @@ from flare.protocol.cid import decode_cid
 from flare.protocol.committee import NotEnoughUpdatesError, Submission, next_model
 from flare.protocol.model import ModelMeta, read_model, write_model
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.policy import ReviewPolicy
 from flare.protocol.rounds import updates_root
-from flare.protocol.unixfs import FileHasher
+from flare.protocol.unixfs import file_cid
 
 SPEC = ModelSpec.from_shapes({"layer.weight": (12, 8), "layer.bias": (8,)})
 RANK = 2
 
 
 def cid_of(data: bytes) -> str:
-    hasher = FileHasher()
-    hasher.update(data)
-    return hasher.finish().text
+    return file_cid(data).text
+
+
+def policy(rule: Rule | None = None, **settings: Any) -> ReviewPolicy:
+    """The deployment's review policy: fedavg with a loose norm bound unless told otherwise."""
+    return ReviewPolicy(
+        rule=rule or Rule("fedavg"), **{"norm_bound": 100.0, "sample_cap": 10**6, **settings}
+    )
 
 
 def base_model() -> tuple[bytes, str]:
@@ -85,7 +91,7 @@ def test_the_next_model_is_the_base_plus_the_sample_weighted_mean() -> None:
     made = [bundle(i, base_cid, samples=10 * (i + 1)) for i in range(3)]
     submissions = [submission(i, data, 10 * (i + 1)) for i, (data, _) in enumerate(made)]
 
-    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
+    result = next_model(base, base_cid, 1, submissions, policy())
 
     model = read_model(result.model, SPEC)
     assert model.meta == result.meta
@@ -108,8 +114,8 @@ def test_every_seat_holder_computes_the_same_bytes_whatever_the_order() -> None:
     shuffled = submissions[:]
     random.Random(1).shuffle(shuffled)
 
-    first = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
-    second = next_model(base, base_cid, 1, shuffled, Rule("fedavg"), norm_bound=100.0)
+    first = next_model(base, base_cid, 1, submissions, policy())
+    second = next_model(base, base_cid, 1, shuffled, policy())
 
     assert first.model == second.model
 
@@ -130,7 +136,7 @@ def test_bad_updates_are_left_out_with_their_reasons() -> None:
         submission(8, metrics_bomb(8, base_cid)),
     ]
 
-    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=100.0)
+    result = next_model(base, base_cid, 1, submissions, policy())
 
     assert result.included == (node(0), node(1))
     reasons = {rejection.node: rejection.reason for rejection in result.rejected}
@@ -152,9 +158,9 @@ def test_too_few_good_updates_leave_nothing_to_propose() -> None:
     submissions = [submission(i, bundle(i, base_cid)[0]) for i in range(2)]
 
     with pytest.raises(NotEnoughUpdatesError, match="needs 3"):
-        next_model(base, base_cid, 1, submissions, Rule("trimmed-mean", trim=1), norm_bound=100.0)
+        next_model(base, base_cid, 1, submissions, policy(Rule("trimmed-mean", trim=1)))
     with pytest.raises(NotEnoughUpdatesError, match="0 update"):
-        next_model(base, base_cid, 1, [submission(0, None)], Rule("fedavg"), norm_bound=100.0)
+        next_model(base, base_cid, 1, [submission(0, None)], policy())
 
 
 def test_an_update_over_the_norm_bound_is_screened_out() -> None:
@@ -166,9 +172,95 @@ def test_an_update_over_the_norm_bound_is_screened_out() -> None:
     bound = sorted(norms)[1] * (1 + 1e-6)  # only the largest is over it
     submissions = [submission(i, data) for i, (data, _) in enumerate(made)]
 
-    result = next_model(base, base_cid, 1, submissions, Rule("fedavg"), norm_bound=bound)
+    result = next_model(base, base_cid, 1, submissions, policy(norm_bound=bound))
 
     assert node(largest) not in result.included
     assert len(result.included) == 2
     assert [r.node for r in result.rejected] == [node(largest)]
     assert "norm" in result.rejected[0].reason
+
+
+def test_weights_are_capped_at_the_policys_sample_cap() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    samples = (10, 1000)
+    made = [bundle(i, base_cid, samples=s) for i, s in enumerate(samples)]
+    submissions = [submission(i, made[i][0], s) for i, s in enumerate(samples)]
+
+    capped = read_model(
+        next_model(base, base_cid, 1, submissions, policy(sample_cap=10)).model, SPEC
+    )
+
+    for name in SPEC.names:  # both weigh 10: the plain mean
+        mean = (made[0][1][name] * 10.0 + made[1][1][name] * 10.0) / 20.0
+        expected = (base.weights[name].astype(np.float64) + mean).astype(np.float32)
+        np.testing.assert_array_equal(capped.weights[name], expected)
+
+
+def test_the_server_learning_rate_scales_the_step() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    made = [bundle(i, base_cid) for i in range(2)]
+    submissions = [submission(i, data) for i, (data, _) in enumerate(made)]
+
+    half = read_model(
+        next_model(base, base_cid, 1, submissions, policy(server_learning_rate=0.5)).model, SPEC
+    )
+
+    for name in SPEC.names:
+        mean = (made[0][1][name] + made[1][1][name]) / 2.0
+        expected = (base.weights[name].astype(np.float64) + mean * 0.5).astype(np.float32)
+        np.testing.assert_array_equal(half.weights[name], expected)
+
+
+def scaled_copy(original: int, copier: int, base: str, scale: float) -> bytes:
+    """Node `copier`'s bundle carrying node `original`'s factors scaled by `scale`."""
+    rng = np.random.default_rng(100 + original)
+    meta = BundleMeta(round=1, node=node(copier), base_model=base, num_samples=10, rank=RANK,
+                      model_spec=SPEC.hash)  # fmt: skip
+    wire = {
+        "layer.weight.P": rng.standard_normal((12, RANK)).astype(np.float32) * 0.1 * scale,
+        "layer.weight.Q": rng.standard_normal((8, RANK)).astype(np.float32) * 0.1,
+        "layer.bias": rng.standard_normal(8).astype(np.float32) * 0.1 * scale,
+    }
+    return write_bundle(meta, SPEC, wire)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_a_copy_of_an_update_registered_earlier_is_left_out(scale: float) -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    # Node 5 (a higher address) registered first; node 0 copies it (scaled: same direction).
+    submissions = [
+        submission(5, bundle(5, base_cid)[0]),
+        submission(1, bundle(1, base_cid)[0]),
+        submission(0, scaled_copy(5, 0, base_cid, scale)),
+    ]
+
+    result = next_model(base, base_cid, 1, submissions, policy())
+
+    assert result.included == (node(1), node(5))
+    assert [r.node for r in result.rejected] == [node(0)]
+    assert f"copies the update of {node(5)}" in result.rejected[0].reason
+
+
+def test_the_first_registered_of_two_identical_updates_is_kept() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    original, copy = scaled_copy(3, 4, base_cid, 1.0), scaled_copy(3, 2, base_cid, 1.0)
+
+    first = next_model(base, base_cid, 1, [submission(4, original), submission(2, copy)], policy())
+    second = next_model(base, base_cid, 1, [submission(2, copy), submission(4, original)], policy())
+
+    assert first.included == (node(4),)
+    assert second.included == (node(2),)
+
+
+def test_a_looser_copy_threshold_keeps_similar_but_distinct_updates() -> None:
+    base_bytes, base_cid = base_model()
+    base = read_model(base_bytes, SPEC)
+    submissions = [submission(i, bundle(i, base_cid)[0]) for i in range(3)]
+
+    result = next_model(base, base_cid, 1, submissions, policy(copy_threshold=0.9999))
+
+    assert result.rejected == ()

@@ -16,14 +16,17 @@ from flare.protocol.rounds import (
     InvalidRoundConfigError,
     RoundConfig,
     Seat,
+    accumulate,
     address_bytes,
+    next_seed,
     quorum,
     updates_root,
 )
-from flare.protocol.sortition import SortitionError, rank_int
+from flare.protocol.sortition import seat_word
 
 ADDRESSES = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
 CIDS = st.binary(min_size=1, max_size=64)
+POLICY = bytes.fromhex("01551220") + bytes(32)
 
 
 @given(k=st.integers(1, MAX_COMMITTEE), bps=st.integers(1, 10_000))
@@ -36,7 +39,7 @@ def test_quorum_is_the_smallest_count_reaching_the_share(k: int, bps: int) -> No
 
 
 def test_quorum_of_the_default_config() -> None:
-    assert RoundConfig().quorum == 5  # 60% of 7 = 4.2, rounded up
+    assert RoundConfig(review_policy=POLICY).quorum == 5  # 60% of 7 = 4.2, rounded up
 
 
 @given(
@@ -44,24 +47,43 @@ def test_quorum_of_the_default_config() -> None:
     bps=st.integers(-5, 10_100),
     train=st.integers(-1, 2**32),
     review=st.integers(-1, 2**32),
+    claim=st.integers(-1, 2**32),
     minimum=st.integers(-1, 2**32),
+    samples=st.integers(-1, 2**64),
+    policy=st.binary(max_size=130),
 )
 def test_round_config_accepts_exactly_what_the_contract_accepts(
-    k: int, bps: int, train: int, review: int, minimum: int
+    k: int, bps: int, train: int, review: int, claim: int, minimum: int, samples: int, policy: bytes
 ) -> None:
+    # The contract's _checkConfig, stated independently: k in 1..64, bps in 1..10000 with a
+    # quorum that is a majority of k, windows > 0, claim window <= train window, minUpdates and
+    # maxSamples >= 1, a policy CID of 1..128 bytes; and what the ABI types can carry.
+    majority = k >= 1 and bps >= 1 and 2 * -(-k * bps // 10_000) > k
     valid = (
         1 <= k <= 64
         and 1 <= bps <= 10_000
+        and majority
         and 1 <= train < 2**32
         and 1 <= review < 2**32
+        and 0 <= claim <= train
         and 1 <= minimum < 2**32
+        and 1 <= samples < 2**64
+        and 1 <= len(policy) <= 128
     )
+    fields = (k, bps, train, review, claim, minimum, samples)
     if valid:
-        config = RoundConfig(k, bps, train, review, minimum)
-        assert config.as_tuple() == (k, bps, train, review, minimum)
+        config = RoundConfig(*fields, review_policy=policy)
+        assert config.as_tuple() == (*fields, policy)
+        assert RoundConfig.from_tuple(config.as_tuple()) == config
     else:
         with pytest.raises(InvalidRoundConfigError, match="invalid round config"):
-            RoundConfig(k, bps, train, review, minimum)
+            RoundConfig(*fields, review_policy=policy)
+
+
+@pytest.mark.parametrize(("k", "bps"), [(2, 5000), (4, 5000), (10, 5000), (64, 100)])
+def test_a_quorum_that_is_no_majority_is_refused_with_the_reason(k: int, bps: int) -> None:
+    with pytest.raises(InvalidRoundConfigError, match="not a majority"):
+        RoundConfig(committee_size=k, quorum_bps=bps, review_policy=POLICY)
 
 
 def test_updates_root_golden_vector() -> None:
@@ -130,15 +152,28 @@ def test_address_bytes_requires_the_0x_prefix(address: str) -> None:
     assert "checksum" not in caught.value.message  # the real problem is named, not a checksum
 
 
-def test_seat_rank_is_the_output_as_a_big_endian_integer() -> None:
-    assert Seat("0x" + "00" * 20, (258).to_bytes(32, "big")).rank == 258
+@given(rank=st.integers(0, 2**96 - 1), holder=ADDRESSES)
+def test_a_seat_word_is_its_rank_above_its_holder(rank: int, holder: str) -> None:
+    word = Seat(holder, rank).word
+
+    assert word == seat_word(rank, address_bytes(holder))
+    assert word >> 160 == rank
+    assert word % 2**160 == int(holder, 16)
 
 
-@given(st.binary(min_size=32, max_size=32))
-def test_seat_rank_is_the_sortition_rank(output: bytes) -> None:
-    assert Seat("0x" + "00" * 20, output).rank == rank_int(output)
+def test_seed_chain_golden_vector() -> None:
+    # keccak256(abi.encode(bytes32 seed, uint256 prevrandao, uint64 round, address contract,
+    # bytes32 accumulator)) as _openRound computes it; regenerate with eth_abi:
+    #   keccak(encode(["bytes32","uint256","uint64","address","bytes32"], [...]))
+    from eth_abi import encode
+    from eth_utils.crypto import keccak
 
+    seed, acc = b"\x01" * 32, b"\x02" * 32
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    expected = keccak(
+        encode(["bytes32", "uint256", "uint64", "address", "bytes32"], [seed, 7, 3, contract, acc])
+    )
 
-def test_a_seat_output_of_the_wrong_length_has_no_rank() -> None:
-    with pytest.raises(SortitionError, match="32 bytes"):
-        _ = Seat("0x" + "00" * 20, bytes(31)).rank
+    assert next_seed(seed, 7, 3, contract, acc) == expected
+    assert accumulate(seed, acc) == keccak(seed + acc)
+    assert next_seed(seed, 7, 3, contract, accumulate(acc, b"\x03" * 32)) != expected

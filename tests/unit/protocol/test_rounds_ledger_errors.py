@@ -50,7 +50,7 @@ def test_phase_arguments_become_phases() -> None:
 
 def test_bytes_arguments_print_as_hex() -> None:
     error = contract_error(
-        "FlareRoundsVrfKeyTaken", {"vrfPublicKey": b"\x01" * 32, "owner": "0x" + "cd" * 20}
+        "FlareRoundsBlsKeyTaken", {"blsKeyHash": b"\x01" * 32, "owner": "0x" + "cd" * 20}
     )
 
     assert "0x" + "01" * 32 in error.message
@@ -68,7 +68,9 @@ def test_missing_arguments_do_not_break_the_message() -> None:
     assert "node ? is not" in contract_error("FlareRoundsNotAllowed", {}).message
 
 
-@pytest.mark.parametrize("name", ["InvalidCidError", "ZeroSamplesError", "InvalidProofError"])
+@pytest.mark.parametrize(
+    "name", ["InvalidCidError", "ZeroSamplesError", "TooManySamplesError", "InvalidBlsKeyError"]
+)
 def test_bad_inputs_are_also_value_errors(name: str) -> None:
     assert issubclass(getattr(ledger, name), ValueError)
 

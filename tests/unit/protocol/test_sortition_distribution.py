@@ -19,12 +19,17 @@ from flare.protocol import sortition, vrf
 
 def draw(nodes: int, rounds: int) -> list[list[int]]:
     """rank values [round][node] from real proofs over alpha = seed_r || r."""
-    secrets = [hashlib.sha256(f"dist-node/{i}".encode()).digest() for i in range(nodes)]
+    secrets = [
+        (
+            int.from_bytes(hashlib.sha256(f"dist-node/{i}".encode()).digest(), "big") % 2**250
+        ).to_bytes(32, "big")
+        for i in range(nodes)
+    ]
     table = []
     for r in range(rounds):
         alpha = sortition.alpha_for(hashlib.sha256(f"dist-seed/{r}".encode()).digest(), r)
-        betas = [vrf.proof_to_hash(vrf.prove(secret, alpha)) for secret in secrets]
-        table.append([sortition.rank_int(sortition.rank_value(beta)) for beta in betas])
+        outputs = [vrf.proof_to_output(vrf.prove(secret, alpha)) for secret in secrets]
+        table.append([sortition.rank_of(output) for output in outputs])
     return table
 
 
@@ -53,11 +58,11 @@ def check_distribution(nodes: int, k: int, rounds: int) -> None:
 
     # every node holds a seat about k/n of the time (no node is favoured)
     assert chi_square_z(seats, rounds * k / nodes) < 3.7
-    # the number of claims per round averages n·T/2^256
+    # the number of claims per round averages n·T/2^96
     mean = sum(claimers) / rounds
     sd = math.sqrt(nodes * fraction * (1 - fraction) / rounds)
     assert abs(mean - nodes * fraction) < 4 * sd
-    # rank values are uniform on [0, 2^256): Kolmogorov-Smirnov at about 1e-4
+    # rank values are uniform on [0, 2^96): Kolmogorov-Smirnov at about 1e-4
     values = sorted(v / sortition.RANK_SPACE for ranks in table for v in ranks)
     m = len(values)
     distance = max(max((i + 1) / m - v, v - i / m) for i, v in enumerate(values))

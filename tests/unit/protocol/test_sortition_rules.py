@@ -1,4 +1,4 @@
-"""Sortition encodings (alpha, rank) against the ABI, and the claim threshold against exact math."""
+"""Sortition encodings (alpha, rank, seat word) against the ABI; the threshold by exact math."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from flare.protocol import sortition, vrf
 from flare.protocol.errors import ConfigError
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "vectors" / "vrf" / "flare-vectors.json").read_text()
-)["sortition"]
+    (Path(__file__).resolve().parents[2] / "vectors" / "bls" / "flare-vectors.json").read_text()
+)
+KEYS = VECTORS["keys"]
 
 
 def exact_miss(k: int, n: int, p: Fraction) -> Fraction:
@@ -35,20 +36,27 @@ def test_alpha_is_abi_encode_packed_of_seed_and_round(seed: bytes, round_number:
     assert len(alpha) == sortition.ALPHA_BYTES
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"round {v['round']}")
-def test_alpha_and_output_match_golden_vectors(vector: dict[str, str]) -> None:
-    alpha = sortition.alpha_for(bytes.fromhex(vector["seed"]), int(vector["round"]))
+@given(output=st.binary(min_size=32, max_size=32), holder=st.binary(min_size=20, max_size=20))
+def test_rank_and_seat_word_are_what_the_contract_stores(output: bytes, holder: bytes) -> None:
+    rank = sortition.rank_of(output)
+    word = sortition.seat_word(rank, holder)
 
-    assert alpha.hex() == vector["alpha"]
-    assert sortition.rank_value(bytes.fromhex(vector["beta"])).hex() == vector["output"]
+    # FlareRounds: (uint256(output) >> 160 << 160) | uint160(holder)
+    as_uint = decode(["uint256"], output)[0]
+    assert word == (as_uint >> 160 << 160) | int.from_bytes(holder, "big")
+    assert rank == as_uint >> 160
+    assert 0 <= rank < sortition.RANK_SPACE
 
 
-@given(beta=st.binary(min_size=64, max_size=64))
-def test_rank_orders_outputs_as_the_contract_does(beta: bytes) -> None:
-    output = sortition.rank_value(beta)
+def test_seat_words_order_by_rank_then_address() -> None:
+    low, high = (1).to_bytes(12, "big") + bytes(20), (2).to_bytes(12, "big") + bytes(20)
+    a, b = b"\x01" * 20, b"\x02" * 20
 
-    assert output == beta[:32]
-    assert sortition.rank_int(output) == decode(["uint256"], output)[0]
+    words = [
+        sortition.seat_word(sortition.rank_of(out), who) for out in (low, high) for who in (a, b)
+    ]
+
+    assert words == sorted(words)
 
 
 @pytest.mark.parametrize(
@@ -63,9 +71,9 @@ def test_alpha_refuses_bad_seed_or_round(seed: bytes, round_number: int) -> None
 
 def test_rank_refuses_wrong_lengths() -> None:
     with pytest.raises(sortition.SortitionError):
-        sortition.rank_value(bytes(63))
+        sortition.rank_of(bytes(31))
     with pytest.raises(sortition.SortitionError):
-        sortition.rank_int(bytes(31))
+        sortition.rank_of(bytes(64))
 
 
 @settings(max_examples=60)
@@ -152,49 +160,60 @@ def test_simulated_rounds_miss_about_as_often_as_the_target() -> None:
     threshold = sortition.claim_threshold(k, n, max_miss=target)
     rng = random.Random(20240605)
 
-    misses = sum(sum(rng.getrandbits(256) < threshold for _ in range(n)) < k for _ in range(rounds))
+    misses = sum(sum(rng.getrandbits(96) < threshold for _ in range(n)) < k for _ in range(rounds))
 
     assert abs(misses - target * rounds) < 5 * (rounds * target * (1 - target)) ** 0.5
 
 
-def test_decide_claims_under_the_threshold_and_skips_above() -> None:
-    threshold = 2**255
-    low, high = (2**254).to_bytes(32, "big"), (2**255).to_bytes(32, "big")
+def output_of(rank: int) -> bytes:
+    """An output whose rank is `rank`."""
+    return rank.to_bytes(12, "big") + bytes(20)
 
-    claim = sortition.decide_claim(low, threshold=threshold, k=4)
-    skip = sortition.decide_claim(high, threshold=threshold, k=4)
+
+def test_decide_claims_under_the_threshold_and_skips_above() -> None:
+    threshold = 2**95
+    node = b"\x07" * 20
+
+    claim = sortition.decide_claim(output_of(2**94), node, threshold=threshold, k=4)
+    skip = sortition.decide_claim(output_of(2**95), node, threshold=threshold, k=4)
 
     assert claim.claim
+    assert claim.rank == 2**94
     assert not skip.claim
     assert "threshold" in skip.reason
 
 
 def test_decide_skips_when_k_lower_seats_are_held() -> None:
-    held = [(v).to_bytes(32, "big") for v in (10, 20, 30)]
+    node = b"\x05" * 20
+    held = [sortition.seat_word(rank, b"\x09" * 20) for rank in (10, 20, 30)]
+    every = sortition.RANK_SPACE
 
-    above = sortition.decide_claim((30).to_bytes(32, "big"), threshold=2**256, k=3, held=held)
-    below = sortition.decide_claim((25).to_bytes(32, "big"), threshold=2**256, k=3, held=held)
-    room = sortition.decide_claim((99).to_bytes(32, "big"), threshold=2**256, k=4, held=held)
+    above = sortition.decide_claim(output_of(31), node, threshold=every, k=3, held=held)
+    tie_lower_address = sortition.decide_claim(output_of(30), node, threshold=every, k=3, held=held)
+    below = sortition.decide_claim(output_of(25), node, threshold=every, k=3, held=held)
+    room = sortition.decide_claim(output_of(99), node, threshold=every, k=4, held=held)
 
     assert not above.claim
     assert "seats are held" in above.reason
+    assert tie_lower_address.claim  # same rank, lower address: the contract takes it
     assert below.claim
     assert room.claim
 
 
-@pytest.mark.parametrize("vector", VECTORS[:3], ids=lambda v: f"round {v['round']}")
+@pytest.mark.parametrize("vector", VECTORS["proofs"][:3], ids=lambda v: f"round {v['round']}")
 def test_verify_claim_accepts_a_golden_seat_and_refuses_a_wrong_output(
     vector: dict[str, str],
 ) -> None:
-    args = (bytes.fromhex(vector["pk"]), bytes.fromhex(vector["seed"]), int(vector["round"]))
+    key = bytes.fromhex(KEYS[int(vector["key"])]["public_key"])
+    seed, round_number = bytes.fromhex(vector["seed"]), int(vector["round"])
     proof, output = bytes.fromhex(vector["proof"]), bytes.fromhex(vector["output"])
     other_output = bytes([output[0] ^ 1]) + output[1:]
 
-    good = sortition.verify_claim(*args, output, proof)
-    wrong = sortition.verify_claim(*args, other_output, proof)
-    next_round = sortition.verify_claim(args[0], args[1], args[2] ^ 1, output, proof)
+    good = sortition.verify_claim(key, seed, round_number, proof, output)
+    wrong = sortition.verify_claim(key, seed, round_number, proof, other_output)
+    next_round = sortition.verify_claim(key, seed, round_number ^ 1, proof)
 
-    assert good == bytes.fromhex(vector["beta"])
+    assert good == output
     assert isinstance(wrong, vrf.InvalidProof)
     assert wrong.rejection is vrf.Rejection.WRONG_OUTPUT
     assert isinstance(next_round, vrf.InvalidProof)

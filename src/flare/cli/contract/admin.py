@@ -6,24 +6,28 @@ arrives as the contract's own error (for example "not the contract owner") with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flare.chain.connect import DEFAULT_RPC
-from flare.cli.common import JsonOption, RpcOption
+from flare.cli.common import HomeOption, JsonOption, RpcOption
 from flare.cli.contract.options import (
     AddressOption,
     DeploymentOption,
     DevAccountOption,
     KeystoreOption,
+    cid_text,
     config_json,
     config_text,
     open_signing,
+    pin_policy,
     report_tx,
     seconds,
 )
 from flare.cli.password import PasswordFileOption
+from flare.cli.store import DataDirOption, StoreOption
 from flare.protocol.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
@@ -90,16 +94,17 @@ def allowlist(
     dev_account: DevAccountOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Turn the registration allowlist on or off (owner)."""
-    from flare.cli.contract.build import OPEN_REGISTRATION_WARNING
+    """Turn the registration allowlist on or off (owner).
 
+    Open registration is safe for seats: every claim is verified on-chain against the key the
+    node proved it holds. It still lets anyone join, so a Sybil gets as many chances at a seat
+    as it registers keys; docs/deployer.md says when to keep the allowlist on.
+    """
     if state not in ("on", "off"):
         raise ConfigError(f"allowlist state {state!r} is neither on nor off", hint="on or off")
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     enabled = state == "on"
     report_tx(f"allowlist {state}", ledger.set_allowlist(enabled), json_output, allowlist=enabled)
-    if not enabled:
-        typer.echo(OPEN_REGISTRATION_WARNING, err=True)
 
 
 def set_config(
@@ -121,16 +126,39 @@ def set_config(
     review_window: Annotated[
         str | None, typer.Option(help="Review time.", show_default=False)
     ] = None,
+    min_claim_window: Annotated[
+        str | None,
+        typer.Option(help="Time before Training may close early.", show_default=False),
+    ] = None,
     min_updates: Annotated[
         int | None, typer.Option(help="Updates a round needs.", show_default=False)
     ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="A new review policy document; its sample cap becomes maxSamples.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreOption = "embedded",
+    data_dir: DataDirOption = None,
+    home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Change round parameters from the next opened round; unnamed ones keep their value."""
+    from flare.cli.policy import read_policy_file
+    from flare.protocol.cid import Cid
     from flare.protocol.rounds import RoundConfig
 
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     old = ledger.config()
+    policy_cid, max_samples = old.review_policy, old.max_samples
+    if policy_file is not None:
+        policy = read_policy_file(policy_file)
+        policy_cid = Cid.parse(pin_policy(policy, store, data_dir, home)).binary
+        max_samples = policy.sample_cap
     new = RoundConfig(
         committee_size=old.committee_size if committee_size is None else committee_size,
         quorum_bps=old.quorum_bps if quorum_bps is None else quorum_bps,
@@ -142,7 +170,14 @@ def set_config(
             if review_window is None
             else seconds(review_window, "--review-window")
         ),
+        min_claim_window=(
+            old.min_claim_window
+            if min_claim_window is None
+            else seconds(min_claim_window, "--min-claim-window")
+        ),
         min_updates=old.min_updates if min_updates is None else min_updates,
+        max_samples=max_samples,
+        review_policy=policy_cid,
     )
     receipt = ledger.set_config(new)
     # From the transaction's own event: a round opened since would make a fresh read wrong.
@@ -150,6 +185,7 @@ def set_config(
     report_tx("config set", receipt, json_output, config=config_json(new), effective_from=effective)
     if not json_output:
         typer.echo(f"  {config_text(new)}; applies from round {effective}")
+        typer.echo(f"  review policy {cid_text(new.review_policy)}")
 
 
 def pause(

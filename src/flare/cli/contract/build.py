@@ -9,26 +9,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flare.chain.connect import DEFAULT_RPC, is_embedded
-from flare.cli.common import JsonOption, RpcOption, emit_json
+from flare.cli.common import HomeOption, JsonOption, RpcOption, emit_json
 from flare.cli.contract.options import (
     DevAccountOption,
     KeystoreOption,
     cid_text,
     config_text,
     hex32,
+    pin_policy,
     seconds,
     signer_key,
 )
 from flare.cli.password import PasswordFileOption
+from flare.cli.policy import PolicyFileOption
+from flare.cli.store import DataDirOption, StoreOption
 from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
     from flare.chain.deploy import Deployment
 
-OPEN_REGISTRATION_WARNING = (
-    "Warning: open registration. VRF seat claims are verified off-chain only, so a Sybil can "
-    "claim seats with forged outputs; see docs/deployer.md."
-)
+DEFAULT_MIN_CLAIM_WINDOW = 300
 
 
 def compile_(
@@ -88,6 +88,7 @@ def deploy(
             show_default=False,
         ),
     ],
+    policy_file: PolicyFileOption,
     rpc: RpcOption = DEFAULT_RPC,
     keystore: KeystoreOption = None,
     password_file: PasswordFileOption = None,
@@ -109,6 +110,16 @@ def deploy(
     review_window: Annotated[
         str, typer.Option("--review-window", help="Review time per round.")
     ] = "30m",
+    min_claim_window: Annotated[
+        str | None,
+        typer.Option(
+            "--min-claim-window",
+            help="Time after a round opens before Training may close early, so the k lowest "
+            "VRF outputs win rather than the first k claims. Default: 5m, or the train window "
+            "if shorter.",
+            show_default=False,
+        ),
+    ] = None,
     min_updates: Annotated[
         int, typer.Option("--min-updates", help="Updates a round needs to reach review.")
     ] = 1,
@@ -117,15 +128,23 @@ def deploy(
         typer.Option("--allowlist/--open", help="Only allowed addresses register, or anyone."),
     ] = True,
     start: Annotated[bool, typer.Option("--start", help="Open round 1 right away.")] = False,
+    store: StoreOption = "embedded",
+    data_dir: DataDirOption = None,
+    home: HomeOption = None,
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the deployment record.", dir_okay=False)
     ] = Path("deployment.json"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing record.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Deploy FlareRounds and write its record (address, chain id, block, artifact hash)."""
+    """Deploy FlareRounds and write its record (address, chain id, block, artifact hash).
+
+    The review policy document is pinned in the content store (--store) and committed by its
+    CID; its sample cap becomes the contract's maxSamples.
+    """
     from flare.chain.connect import connect
     from flare.chain.deploy import deploy as deploy_contract
+    from flare.cli.policy import read_policy_file
     from flare.protocol.cid import Cid
     from flare.protocol.rounds import RoundConfig
 
@@ -133,12 +152,21 @@ def deploy(
         raise ConfigError(
             f"{out} already exists", hint="pass another --out, or --force to replace the record"
         )
+    policy = read_policy_file(policy_file)
+    train = seconds(train_window, "--train-window")
     config = RoundConfig(
         committee_size=committee_size,
         quorum_bps=quorum_bps,
-        train_window=seconds(train_window, "--train-window"),
+        train_window=train,
         review_window=seconds(review_window, "--review-window"),
+        min_claim_window=(
+            min(DEFAULT_MIN_CLAIM_WINDOW, train)
+            if min_claim_window is None
+            else seconds(min_claim_window, "--min-claim-window")
+        ),
         min_updates=min_updates,
+        max_samples=policy.sample_cap,
+        review_policy=Cid.parse(pin_policy(policy, store, data_dir, home)).binary,
     )
     spec = hex32(model_spec_hash, "--model-spec-hash")
     # The genesis CID is on-chain for good: refuse one nodes could not fetch (codec, hash).
@@ -178,8 +206,6 @@ def deploy(
             "gone when the command exits. Use --rpc http://... for a lasting chain.",
             err=True,
         )
-    if not allowlist:
-        typer.echo(OPEN_REGISTRATION_WARNING, err=True)
     if json_output:
         emit_json({**record.to_json(), "record": out, "started": opened is not None})
         return
@@ -192,6 +218,7 @@ def deploy(
     typer.echo(f"  model spec hash  {record.model_spec_hash}")
     typer.echo(f"  genesis model    {cid_text(genesis)}")
     typer.echo(f"  config           {config_text(config)}")
+    typer.echo(f"  review policy    {cid_text(config.review_policy)} (pinned in --store {store})")
     typer.echo(f"  artifact sha256  {record.artifact_sha256}")
     if opened is not None:
         typer.echo(f"  round 1 opened   in block {opened.block}")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from flare.chain.ledger import Web3Ledger
     from flare.protocol.ledger import TxReceipt
+    from flare.protocol.policy import ReviewPolicy
     from flare.protocol.rounds import RoundConfig
 
 DeploymentOption = Annotated[
@@ -194,15 +195,17 @@ def report_tx(what: str, receipt: TxReceipt, json_output: bool, **extra: Any) ->
 
 
 def config_text(config: RoundConfig) -> str:
-    """Round parameters in one line."""
+    """Round parameters in one line (the policy CID is shown on its own line)."""
     return (
         f"k={config.committee_size}, quorum {config.quorum_bps / 100:.2f}% "
-        f"= {config.quorum} approvals, train {duration(config.train_window)}, "
-        f"review {duration(config.review_window)}, min updates {config.min_updates}"
+        f"= {config.quorum} approvals, train {duration(config.train_window)} "
+        f"(claims for at least {duration(config.min_claim_window)}), "
+        f"review {duration(config.review_window)}, min updates {config.min_updates}, "
+        f"max samples {config.max_samples}"
     )
 
 
-def config_json(config: RoundConfig) -> dict[str, int]:
+def config_json(config: RoundConfig) -> dict[str, Any]:
     """Round parameters for `--json`."""
     return {
         "committee_size": config.committee_size,
@@ -210,5 +213,23 @@ def config_json(config: RoundConfig) -> dict[str, int]:
         "quorum": config.quorum,
         "train_window": config.train_window,
         "review_window": config.review_window,
+        "min_claim_window": config.min_claim_window,
         "min_updates": config.min_updates,
+        "max_samples": config.max_samples,
+        "review_policy": cid_text(config.review_policy),
     }
+
+
+def pin_policy(policy: ReviewPolicy, store: str, data_dir: Path | None, home: Path | None) -> str:
+    """Put the policy's canonical bytes in the content store, pinned; returns its CID.
+
+    Seat holders and auditors fetch the policy by the CID the contract holds, so it must be
+    where they can get it before anyone relies on it.
+    """
+    from flare.cli.store import open_store
+
+    backend = open_store(store, data_dir, home)
+    try:
+        return backend.put(policy.to_bytes())
+    finally:
+        backend.close()

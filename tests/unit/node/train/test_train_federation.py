@@ -19,15 +19,14 @@ from flare.protocol.committee import Submission, next_model
 from flare.protocol.errors import ConfigError
 from flare.protocol.model import GlobalModel, ModelMeta, read_model
 from flare.protocol.modelspec import ModelSpec
-from flare.protocol.unixfs import FileHasher
+from flare.protocol.policy import ReviewPolicy
+from flare.protocol.unixfs import file_cid
 
 NODE = "0x" + "ab" * 20
 
 
 def cid_of(data: bytes) -> str:
-    hasher = FileHasher()
-    hasher.update(data)
-    return hasher.finish().text
+    return file_cid(data).text
 
 
 def test_the_genesis_model_holds_the_trainable_weights_exactly(
@@ -88,7 +87,7 @@ def test_an_update_trains_from_the_base_and_aggregates_into_a_new_model(
     proposal = next_model(
         base, base_cid, 1,
         [Submission(NODE, decode_cid(cid_of(update.bundle)), 12, update.bundle)],
-        Rule("fedavg"), norm_bound=1e6,
+        ReviewPolicy(rule=Rule("fedavg"), norm_bound=1e6, sample_cap=1000),
     )  # fmt: skip
     child = read_model(proposal.model, loaded.spec)
     assert proposal.included == (bundle.meta.node,)
