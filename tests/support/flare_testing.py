@@ -1,4 +1,4 @@
-"""Helpers several test suites share: a review policy to deploy with, node registration.
+"""Helpers several test suites share: CIDs, a review policy to deploy with, node registration.
 
 On the test path through `pythonpath` in pyproject.toml, so suites import it by this unique
 name instead of copying it.
@@ -15,6 +15,11 @@ from flare.protocol.unixfs import file_cid
 
 POLICY = ReviewPolicy(rule=Rule("fedavg"), norm_bound=1000.0, sample_cap=100_000)
 POLICY_CID = file_cid(POLICY.to_bytes()).binary  # binary CIDv1 the contract's config holds
+
+
+def cid_of(data: bytes) -> str:
+    """The CID text a store gives `data`."""
+    return file_cid(data).text
 
 
 def peer_key(secret: bytes) -> bytes:

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flare_testing import cid_of
 
 from flare.node.store.embedded import EmbeddedStore
 from flare.node.store.ipfs import IpfsStore
 from flare.protocol.cid import CidError
 from flare.protocol.store import BlobStore, BlockNotFoundError, ContentTooLargeError
-from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
+from flare.protocol.unixfs import CHUNK_SIZE
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The 'strict' parameter is no longer needed:FutureWarning"
@@ -37,12 +38,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
 def unique(size: int) -> bytes:
     """Content no other test (sharing the daemon) has added."""
     return random.randbytes(size)
-
-
-def cid_of(data: bytes) -> str:
-    hasher = FileHasher()
-    hasher.update(data)
-    return hasher.finish().text
 
 
 def test_conforms_to_the_port(store: BlobStore) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from eth_utils.address import to_checksum_address
+from flare_testing import cid_of
 from numpy.typing import NDArray
 from tensorfile_support import rewrite_header
 
@@ -19,14 +20,9 @@ from flare.protocol.model import ModelMeta, read_model, write_model
 from flare.protocol.modelspec import ModelSpec
 from flare.protocol.policy import ReviewPolicy
 from flare.protocol.rounds import updates_root
-from flare.protocol.unixfs import file_cid
 
 SPEC = ModelSpec.from_shapes({"layer.weight": (12, 8), "layer.bias": (8,)})
 RANK = 2
-
-
-def cid_of(data: bytes) -> str:
-    return file_cid(data).text
 
 
 def policy(rule: Rule | None = None, **settings: Any) -> ReviewPolicy:

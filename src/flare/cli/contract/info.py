@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from eth_utils.crypto import keccak
 
 from flare.chain.connect import DEFAULT_RPC
 from flare.cli.common import JsonOption, RpcOption, emit_json
@@ -60,6 +59,8 @@ def info(
 
 def describe(ledger: Web3Ledger, nodes_limit: int, from_block: int | None) -> dict[str, Any]:
     """Everything `info` shows, as one JSON-ready document."""
+    from eth_utils.crypto import keccak
+
     from flare.protocol.events import registered_nodes
 
     config = ledger.config()

@@ -8,13 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
+from flare_testing import cid_of
 from typer.testing import CliRunner, Result
 
 from flare.cli.app import app
 from flare.node.store.embedded import EmbeddedStore
 from flare.protocol.cid import CODEC_RAW, Cid
 from flare.protocol.errors import ConfigError, FlareError
-from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
+from flare.protocol.unixfs import CHUNK_SIZE
 
 
 @pytest.fixture
@@ -38,12 +39,6 @@ def source(tmp_path: Path, size: int, seed: int = 0) -> tuple[Path, bytes]:
     path = tmp_path / f"input-{seed}.bin"
     path.write_bytes(data)
     return path, data
-
-
-def cid_of(data: bytes) -> str:
-    hasher = FileHasher()
-    hasher.update(data)
-    return hasher.finish().text
 
 
 def assert_fails(result: Result, error: type[FlareError], text: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flare_testing import cid_of
 
 from flare.node.store.embedded import EmbeddedStore
 from flare.protocol.cid import (
@@ -22,19 +23,13 @@ from flare.protocol.cid import (
     encode_cid,
 )
 from flare.protocol.store import BlobStore, BlockNotFoundError, ContentTooLargeError, GcReport
-from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
+from flare.protocol.unixfs import CHUNK_SIZE
 
 MIB = 1 << 20
 
 
 def content(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-def cid_of(data: bytes) -> str:
-    hasher = FileHasher()
-    hasher.update(data)
-    return hasher.finish().text
 
 
 @pytest.fixture

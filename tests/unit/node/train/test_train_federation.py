@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from flare_testing import cid_of
 
 from flare.node.federation import genesis_model, load_model, local_update
 from flare.node.train.dataset import DatasetSource
@@ -20,13 +21,8 @@ from flare.protocol.errors import ConfigError
 from flare.protocol.model import GlobalModel, ModelMeta, read_model
 from flare.protocol.modelspec import ModelSpec
 from flare.protocol.policy import ReviewPolicy
-from flare.protocol.unixfs import file_cid
 
 NODE = "0x" + "ab" * 20
-
-
-def cid_of(data: bytes) -> str:
-    return file_cid(data).text
 
 
 def test_the_genesis_model_holds_the_trainable_weights_exactly(
