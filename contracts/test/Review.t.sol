@@ -340,16 +340,6 @@ contract ReviewTest is FlareRoundsFixture {
         assertTrue(rounds.getRound(2).seed != rounds.getRound(3).seed, "fresh seeds");
     }
 
-    function _wrongPhase(uint256 round, IFlareRounds.Phase expected, IFlareRounds.Phase actual)
-        internal
-        pure
-        returns (bytes memory)
-    {
-        return abi.encodeWithSelector(
-            IFlareRounds.FlareRoundsWrongPhase.selector, round, expected, actual
-        );
-    }
-
     function _notClosable(uint256 round, IFlareRounds.Phase phase)
         internal
         pure

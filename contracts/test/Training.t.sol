@@ -343,16 +343,6 @@ contract TrainingTest is FlareRoundsFixture {
         assertEq(rounds.getRound(1).reviewStart, START_TIME + TRAIN_WINDOW, "no early close");
     }
 
-    function _wrongPhase(uint256 round, IFlareRounds.Phase expected, IFlareRounds.Phase actual)
-        internal
-        pure
-        returns (bytes memory)
-    {
-        return abi.encodeWithSelector(
-            IFlareRounds.FlareRoundsWrongPhase.selector, round, expected, actual
-        );
-    }
-
     function _cut(bytes memory data, uint256 length) internal pure returns (bytes memory out) {
         out = new bytes(length);
         for (uint256 i = 0; i < length; ++i) {

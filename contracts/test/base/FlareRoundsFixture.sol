@@ -261,6 +261,17 @@ abstract contract FlareRoundsFixture is TestBase {
         _vote(1, round, proposalId, true);
     }
 
+    /// @dev The revert data of FlareRoundsWrongPhase(round, expected, actual).
+    function _wrongPhase(uint256 round, IFlareRounds.Phase expected, IFlareRounds.Phase actual)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodeWithSelector(
+            IFlareRounds.FlareRoundsWrongPhase.selector, round, expected, actual
+        );
+    }
+
     function _expectRevert(bytes memory data) internal {
         vm.expectRevert(data);
     }
