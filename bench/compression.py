@@ -39,8 +39,14 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as torch_powersgd
 
-from flare.node.compress import CompressorState, PowerSGDConfig, compress, decompress
-from flare.node.delta import bundle_bytes, spec_from_parameters
+from flare.node.compress import (
+    CompressorState,
+    PowerSGDConfig,
+    bundle_bytes,
+    compress,
+    decompress,
+)
+from flare.node.delta import spec_from_parameters
 from flare.protocol.bundle import read_bundle
 from flare.protocol.modelspec import DTYPES, ModelSpec
 

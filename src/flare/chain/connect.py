@@ -90,7 +90,7 @@ def connect(url: str = DEFAULT_RPC, *, timeout: float = 10.0, retries: int = 3) 
 def _embedded_chain(url: str) -> Web3:
     from web3 import Web3
 
-    from flare.chain.devchain import SerializedTesterProvider
+    from flare.chain.embedded import SerializedTesterProvider
 
     name = url.split("://", 1)[1]
     with _embedded_lock:

@@ -1,4 +1,4 @@
-"""Local development chains: the in-process EVM, their well-known funded accounts, their clocks.
+"""Local development chains: their well-known funded accounts and their clocks.
 
 eth-tester funds the keys 1..10; anvil (like Hardhat) funds the first accounts of the public
 "test ... junk" mnemonic. Those keys are public knowledge, so they are only ever handed out on
@@ -7,12 +7,8 @@ the chain ids of local dev chains; on anything else `--dev-account` is refused.
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
-from web3 import EthereumTesterProvider, Web3
-from web3.types import RPCEndpoint, RPCResponse
+from web3 import Web3
 
 from flare.chain.connect import ANVIL_CHAIN_ID, DEV_CHAIN_IDS, ETH_TESTER_CHAIN_ID, endpoint_of
 from flare.protocol.errors import ConfigError
@@ -23,18 +19,6 @@ ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 class DevAccountRefusedError(ConfigError):
     """A well-known development key was asked for on a chain where it would be unsafe."""
-
-
-class SerializedTesterProvider(EthereumTesterProvider):
-    """eth-tester is not thread-safe; nodes may call it from worker threads, so serialize."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.RLock()
-
-    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        with self._lock:
-            return super().make_request(method, params)
 
 
 def dev_account_key(chain_id: int, index: int) -> bytes:

@@ -214,8 +214,7 @@ def _fresh_policy(
 ) -> LoadedPolicy:
     """A new SmolVLA on a built-in backbone (written once under the home) or a directory."""
     from flare.node.train.backbone import TINY, resolve_backbone
-    from flare.node.train.policy import new_policy
-    from flare.node.train.spec import check_spec
+    from flare.node.train.policy import check_spec, new_policy
 
     name = backbone or TINY
     backbone_dir = resolve_backbone(name, home / "backbones")

@@ -29,7 +29,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from flare.node.atomic import write_file_atomically
-from flare.node.delta import TORCH_DTYPE
+from flare.node.delta import TORCH_DTYPE, to_numpy
+from flare.protocol.bundle import BundleMeta, write_bundle
 from flare.protocol.errors import ConfigError, FlareError
 from flare.protocol.modelspec import DTYPES, MAX_RANK, ModelSpec
 
@@ -215,6 +216,31 @@ def decompress(
             torch.matmul(wire_p, wire_q.T, out=target.view(wire_p.shape[0], -1))
             result[p.name] = target
     return result
+
+
+def bundle_bytes(
+    compressed: Compressed,
+    spec: ModelSpec,
+    *,
+    round_number: int,
+    node: str,
+    base_model: str,
+    num_samples: int,
+    metrics: Mapping[str, float] | None = None,
+) -> bytes:
+    """The canonical `flare-update/1` bytes of a compressed delta (same inputs, same CID)."""
+    meta = BundleMeta(
+        round=round_number,
+        node=node,
+        base_model=base_model,
+        num_samples=num_samples,
+        rank=compressed.rank,
+        model_spec=spec.hash,
+        factor_dtype=compressed.factor_dtype,
+        metrics=dict(metrics or {}),
+    )
+    arrays = {name: to_numpy(tensor) for name, tensor in compressed.tensors.items()}
+    return write_bundle(meta, spec, arrays)
 
 
 def save_state(state: CompressorState, path: Path, spec: ModelSpec) -> None:

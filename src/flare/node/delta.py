@@ -3,22 +3,19 @@
 The protocol layer knows no torch, so the bundle writer takes numpy arrays (bfloat16 as its
 uint16 bit patterns, since numpy has no bfloat16) and aggregation returns float64 numpy. This
 module converts both ways without changing a bit, and builds the `ModelSpec` from a policy.
+(`flare.node.compress.bundle_bytes` writes a compressed delta as a bundle.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from flare.protocol.bundle import BundleMeta, write_bundle
 from flare.protocol.modelspec import ModelSpec, ParamSpec
-
-if TYPE_CHECKING:
-    from flare.node.compress import Compressed
 
 # The one map between torch dtypes and the spec's dtype names (protocol.modelspec.DTYPES).
 SPEC_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
@@ -51,31 +48,6 @@ def from_numpy(array: NDArray[Any], dtype: torch.dtype = torch.float32) -> torch
     if not array.flags.writeable:  # torch will not share read-only memory (a parsed file's)
         array = array.copy()
     return torch.from_numpy(array).to(dtype)
-
-
-def bundle_bytes(
-    compressed: Compressed,
-    spec: ModelSpec,
-    *,
-    round_number: int,
-    node: str,
-    base_model: str,
-    num_samples: int,
-    metrics: Mapping[str, float] | None = None,
-) -> bytes:
-    """The canonical `flare-update/1` bytes of a compressed delta (same inputs, same CID)."""
-    meta = BundleMeta(
-        round=round_number,
-        node=node,
-        base_model=base_model,
-        num_samples=num_samples,
-        rank=compressed.rank,
-        model_spec=spec.hash,
-        factor_dtype=compressed.factor_dtype,
-        metrics=dict(metrics or {}),
-    )
-    arrays = {name: to_numpy(tensor) for name, tensor in compressed.tensors.items()}
-    return write_bundle(meta, spec, arrays)
 
 
 def delta_to_torch(delta: Mapping[str, NDArray[Any]], spec: ModelSpec) -> dict[str, torch.Tensor]:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from numpy.typing import NDArray
 
-from flare.node.compress import CompressorState, PowerSGDConfig, compress
-from flare.node.delta import bundle_bytes, from_numpy, to_numpy
+from flare.node.compress import CompressorState, PowerSGDConfig, bundle_bytes, compress
+from flare.node.delta import from_numpy, to_numpy
 from flare.protocol.errors import ConfigError
 from flare.protocol.model import GlobalModel, ModelMeta, write_model
 

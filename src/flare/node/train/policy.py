@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from flare.node.atomic import check_replaceable, replace_directory
 from flare.node.train import backbone as backbones
-from flare.node.train.errors import PolicyNotFoundError
+from flare.node.train.errors import PolicyNotFoundError, SpecMismatchError
+from flare.node.train.spec import policy_spec
 
 if TYPE_CHECKING:
     import torch
@@ -71,8 +72,6 @@ class LoadedPolicy:
     def spec(self) -> ModelSpec:
         """The model spec (computed once: it hashes every frozen weight)."""
         if self._spec is None:
-            from flare.node.train.spec import policy_spec
-
             self._spec = policy_spec(self)
         return self._spec
 
@@ -257,8 +256,6 @@ def load_policy(
         )
     loaded = LoadedPolicy(policy, preprocessor, postprocessor, backbone_dir)
     if expected_spec is not None:
-        from flare.node.train.spec import check_spec
-
         check_spec(loaded, expected_spec, what=f"policy {directory.name}")
     return loaded
 
@@ -293,3 +290,10 @@ def _point_tokenizer(staging: Path, backbone_dir: Path) -> None:
         if step.get("registry_name") == "tokenizer_processor":
             step.setdefault("config", {})["tokenizer_name"] = str(backbone_dir)
     path.write_text(json.dumps(pipeline, indent=4) + "\n")
+
+
+def check_spec(loaded: LoadedPolicy, expected: bytes, *, what: str) -> None:
+    """Refuse a policy whose spec hash is not `expected`."""
+    actual = loaded.spec.hash
+    if actual != expected:
+        raise SpecMismatchError(expected, actual, what=what)

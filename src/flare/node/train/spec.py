@@ -17,18 +17,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flare.node.train import backbone as backbones
-from flare.node.train.errors import SpecMismatchError
 from flare.protocol.errors import ConfigError
 from flare.protocol.modelspec import ModelSpec, ParamSpec
 
 if TYPE_CHECKING:
     import torch
 
-    from flare.node.train.policy import LoadedPolicy
+
+class PolicyParts(Protocol):
+    """What a spec is computed from: a loaded policy's modules, config and backbone files.
+
+    `flare.node.train.policy.LoadedPolicy` is one; this module needs only these parts, so it
+    does not import the policy module (which imports it).
+    """
+
+    @property
+    def policy(self) -> Any: ...
+
+    @property
+    def preprocessor(self) -> Any: ...
+
+    @property
+    def postprocessor(self) -> Any: ...
+
+    @property
+    def backbone_dir(self) -> Path: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    def trainable(self) -> Mapping[str, torch.nn.Parameter]: ...
+
 
 BACKBONE_FORMAT = "flare-smolvla/1"
 # SmolVLAConfig fields that change the trained function. Inference-only settings (action
@@ -56,9 +80,9 @@ def model_spec(
     return ModelSpec(layout, backbone_id(config_digest, frozen_digest))
 
 
-def policy_spec(loaded: LoadedPolicy) -> ModelSpec:
+def policy_spec(loaded: PolicyParts) -> ModelSpec:
     """The spec of a loaded policy: the layout as `flare.node.delta` reads it, plus the digests."""
-    from flare.node.delta import SPEC_DTYPE, spec_from_parameters
+    from flare.node.delta import SPEC_DTYPE, spec_from_parameters  # torch: loaded on use
 
     for name, parameter in loaded.trainable().items():
         if parameter.dtype not in SPEC_DTYPE:
@@ -70,14 +94,7 @@ def policy_spec(loaded: LoadedPolicy) -> ModelSpec:
     return spec_from_parameters(loaded.policy.named_parameters(), backbone=backbone)
 
 
-def check_spec(loaded: LoadedPolicy, expected: bytes, *, what: str) -> None:
-    """Refuse a policy whose spec hash is not `expected`."""
-    actual = loaded.spec.hash
-    if actual != expected:
-        raise SpecMismatchError(expected, actual, what=what)
-
-
-def config_digest(loaded: LoadedPolicy) -> bytes:
+def config_digest(loaded: PolicyParts) -> bytes:
     """sha256 of the backbone files' digest and the architecture fields of the policy config."""
     import draccus
     from lerobot.configs import PreTrainedConfig
@@ -92,7 +109,7 @@ def config_digest(loaded: LoadedPolicy) -> bytes:
     return hashlib.sha256(body.encode()).digest()
 
 
-def frozen_digest(loaded: LoadedPolicy) -> bytes:
+def frozen_digest(loaded: PolicyParts) -> bytes:
     """sha256 over every frozen tensor (by name, dtype, shape, bytes) and processor statistics."""
     trainable = set(loaded.trainable())
     digest = hashlib.sha256()

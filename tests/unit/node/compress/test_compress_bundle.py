@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load as safetensors_load
 
-from flare.node.compress import PowerSGDConfig, compress, decompress
-from flare.node.delta import bundle_bytes, delta_to_torch, spec_from_parameters, to_numpy
+from flare.node.compress import PowerSGDConfig, bundle_bytes, compress, decompress
+from flare.node.delta import delta_to_torch, spec_from_parameters, to_numpy
 from flare.protocol.bundle import read_bundle
 from flare.protocol.tensorfile import bfloat16_bits
 

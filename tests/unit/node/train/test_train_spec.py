@@ -11,10 +11,15 @@ import torch
 from flare.node.train.backbone import config_digest as backbone_digest
 from flare.node.train.dataset import DatasetSource, open_metadata
 from flare.node.train.errors import SpecMismatchError
-from flare.node.train.policy import LoadedPolicy, load_policy, new_policy, save_policy
+from flare.node.train.policy import (
+    LoadedPolicy,
+    check_spec,
+    load_policy,
+    new_policy,
+    save_policy,
+)
 from flare.node.train.spec import (
     BACKBONE_FORMAT,
-    check_spec,
     config_digest,
     frozen_digest,
     model_spec,
