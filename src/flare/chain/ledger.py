@@ -22,7 +22,7 @@ from flare.chain.artifact import Artifact, load_artifact
 from flare.chain.connect import endpoint_of
 from flare.chain.events import EventDecoder, fetch_events, snake
 from flare.chain.reverts import RevertDecoder
-from flare.chain.transact import Transactor
+from flare.chain.transact import Journal, Transactor
 from flare.protocol.errors import ConfigError, FlareError
 from flare.protocol.events import AggregateProposed, ChainEvent
 from flare.protocol.ledger import ProposalReceipt, TxReceipt
@@ -73,6 +73,7 @@ class Web3Ledger:
         private_key: bytes | None = None,
         *,
         poll_latency: float = 0.005,
+        journal: Journal | None = None,
     ) -> None:
         self.w3 = w3
         self.artifact = artifact if artifact is not None else load_artifact()
@@ -83,7 +84,11 @@ class Web3Ledger:
             decode_tuples=True,
         )
         self._tx = Transactor(
-            w3, RevertDecoder(self.artifact.abi), private_key, poll_latency=poll_latency
+            w3,
+            RevertDecoder(self.artifact.abi),
+            private_key,
+            poll_latency=poll_latency,
+            journal=journal,
         )
         self._decoder = EventDecoder(self.artifact.abi, self._address)
         self._chain_id = self._tx.call(lambda: int(w3.eth.chain_id))
@@ -301,13 +306,16 @@ def open_ledger(
     artifact: Artifact | None = None,
     private_key: bytes | None = None,
     poll_latency: float = 0.005,
+    journal: Journal | None = None,
 ) -> Web3Ledger:
     """A ledger for `address`, after checking a FlareRounds answers there.
 
     The runtime code is compared with the artifact; code from another build is accepted when it
     answers FlareRounds' views (an older deployment), anything else is refused.
     """
-    ledger = Web3Ledger(w3, address, artifact, private_key, poll_latency=poll_latency)
+    ledger = Web3Ledger(
+        w3, address, artifact, private_key, poll_latency=poll_latency, journal=journal
+    )
     where = f"{ledger.address} on chain {ledger.chain_id} ({endpoint_of(w3)})"
     code = ledger._tx.call(lambda: bytes(w3.eth.get_code(ledger._address)))
     if not code:

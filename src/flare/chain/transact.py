@@ -56,8 +56,16 @@ class ReceiptTimeoutError(UnavailableError):
     """The transaction was sent but not mined in time."""
 
 
+Journal = Callable[[bytes, int], None]
+
+
 class Transactor:
-    """Sends contract calls from one account (or none: read-only) over one connection."""
+    """Sends contract calls from one account (or none: read-only) over one connection.
+
+    `journal(tx_hash, nonce)` is called once a transaction is signed and before it is
+    broadcast: a node records the hash durably there, so after a crash it can look the
+    transaction up instead of sending a second one.
+    """
 
     def __init__(
         self,
@@ -67,6 +75,7 @@ class Transactor:
         *,
         receipt_timeout: float = 120.0,
         poll_latency: float = 0.005,
+        journal: Journal | None = None,
     ) -> None:
         self.w3 = w3
         self.url = endpoint_of(w3)
@@ -75,6 +84,7 @@ class Transactor:
         self._receipt_timeout = receipt_timeout
         self._poll_latency = poll_latency
         self._embedded = is_embedded(self.url)
+        self.journal = journal
 
     @property
     def address(self) -> str | None:
@@ -143,6 +153,8 @@ class Transactor:
                 tx["gas"] = int(tx["gas"] * GAS_MARGIN)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
+            if self.journal is not None:
+                self.journal(tx_hash, int(nonce))
             self._broadcast(bytes(signed.raw_transaction), tx_hash)
             receipt = self._wait(tx_hash)
         if int(receipt["status"]) != 1:

@@ -35,6 +35,8 @@ __all__ = ["NextModel", "NotEnoughUpdatesError", "Submission", "next_model"]
 class NotEnoughUpdatesError(FlareError):
     """Too few updates survived the checks for the rule: there is nothing to propose."""
 
+    rejected: tuple[Rejection, ...] = ()  # the updates left out, with why
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -48,6 +50,7 @@ class Submission:
     cid: bytes  # binary CID, as UpdateSubmitted carries it
     num_samples: int  # as registered on-chain: the bundle must claim the same
     data: bytes | None
+    missing: str = "its update could not be fetched"  # why `data` is None, for the log
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def next_model(
     cids: dict[str, bytes] = {}
     for submission in submissions:
         if submission.data is None:
-            rejected.append(Rejection(submission.node, "its update could not be fetched"))
+            rejected.append(Rejection(submission.node, submission.missing))
             continue
         try:
             bundle = read_bundle(submission.data, spec, max_bytes=limit)
@@ -116,11 +119,13 @@ def next_model(
     )
     rejected.extend(copies)
     if len(accepted) < max(1, rule.minimum_updates):
-        raise NotEnoughUpdatesError(
+        shortfall = NotEnoughUpdatesError(
             f"{len(accepted)} update(s) passed the checks; rule {rule.name} needs "
             f"{max(1, rule.minimum_updates)}",
             hint="the round fails when review ends without a proposal; the next keeps its base",
         )
+        shortfall.rejected = tuple(rejected)
+        raise shortfall
     result = RULES[rule.name](accepted, spec, rule)
     rejected.extend(result.rejected)
     root = updates_root([(node, cids[node]) for node in result.included])

@@ -41,10 +41,19 @@ class TrainOptions:
     lr: float | None = None  # None: the policy's optimizer preset
     num_workers: int = 0
     precision: Precision = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    # The learning-rate schedule spans `schedule_steps` steps (None: this call's `steps`) and
+    # this call starts `schedule_offset` steps into it: a federated node continues one schedule
+    # across rounds instead of restarting warm-up and decay every round.
+    schedule_steps: int | None = None
+    schedule_offset: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.num_workers < 0:
             raise ConfigError("steps and batch size must be at least 1, workers at least 0")
+        if self.schedule_offset < 0 or (
+            self.schedule_steps is not None and self.schedule_steps < 1
+        ):
+            raise ConfigError("the schedule's length must be at least 1 and its offset >= 0")
         if self.mu < 0 or (self.lr is not None and self.lr <= 0):
             raise ConfigError("FedProx mu must be >= 0 and the learning rate > 0")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -175,7 +184,7 @@ def train_local(
         optimizer_config = dataclasses.replace(optimizer_config, lr=options.lr)
         scheduler_config = dataclasses.replace(scheduler_config, peak_lr=options.lr)
     optimizer = optimizer_config.build(weights)
-    scheduler = scheduler_config.build(optimizer, options.steps)
+    scheduler = _scheduler(scheduler_config, optimizer, options)
     autocast_dtype = options.autocast_dtype(device.type)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -231,6 +240,23 @@ def train_local(
         prox=options.mu / 2 * prox,
     )
     return TrainResult(delta, metrics, list(frames.episodes or range(meta.total_episodes)))
+
+
+def _scheduler(config: Any, optimizer: Any, options: TrainOptions) -> Any:
+    """The policy's schedule over `schedule_steps`, entered `schedule_offset` steps in.
+
+    LeRobot's presets build a LambdaLR; a second LambdaLR over the same optimizer reads the
+    first one's multiplier shifted by the offset, so no step is taken before the optimizer's.
+    """
+    import torch
+
+    horizon = options.schedule_steps or options.steps
+    scheduler = config.build(optimizer, horizon)
+    offset = options.schedule_offset
+    if offset == 0:
+        return scheduler
+    preset = scheduler.lr_lambdas[0]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: preset(step + offset))
 
 
 def _add_proximal_gradient(

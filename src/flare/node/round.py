@@ -1,0 +1,357 @@
+"""The node loop: a node takes part in round after round by itself.
+
+`NodeLoop.step()` does at most one thing (adopt the round's base model, claim a seat, train,
+submit, review, propose or vote, close a failed round) and otherwise says what it waits for.
+What to do is derived each time from the chain and the node's local state
+(`flare.node.state`), never from a counter kept in memory: a restarted node picks up where it
+stopped, and a step that reached the chain before the node could record it is recognised from
+the chain rather than done twice. `run` is the loop a node process runs; `flare.node.cohort`
+steps several loops on one in-process chain for the demo and the tests.
+
+Within a round the sections run in this order: adopt first, since everything starts from the
+round's base model; claim before training, since the VRF proof needs only the round's seed and
+a claim sent early is in before the last update can close training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from flare.node.review import Computed, Hold, Propose, Situation, compute, decide
+from flare.node.state import NodeState, StateStoreError
+from flare.protocol import sortition, vrf
+from flare.protocol.cid import decode_cid, encode_cid
+from flare.protocol.errors import UnavailableError
+from flare.protocol.events import AggregateProposed, ChainEvent, SeatClaimed, UpdateSubmitted
+from flare.protocol.ledger import ContractError, NotClosableError
+from flare.protocol.model import GlobalModel, read_model
+from flare.protocol.ports import Clock, NodeLedger, Trainer
+from flare.protocol.rounds import Phase, RoundInfo, address_bytes
+from flare.protocol.store import BlobStore
+
+Log = Callable[[str], None]
+
+
+class NodeStateError(StateStoreError):
+    """The local state lacks a record the loop wrote itself."""
+
+
+@dataclass(frozen=True)
+class Acted:
+    """A step that did something: `what` names it, `details` go to the log and metrics."""
+
+    what: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do now: look again at chain time `until`, or whenever the chain moves."""
+
+    until: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the loop signs with besides the ledger's account: the node's BLS key."""
+
+    address: str
+    bls_secret: bytes
+
+    @property
+    def bls_key(self) -> bytes:
+        return vrf.public_key(self.bls_secret)
+
+
+class EventLog:
+    """The contract's events from the deployment block on, fetched incrementally."""
+
+    def __init__(self, ledger: NodeLedger, from_block: int) -> None:
+        self._ledger = ledger
+        self._next = from_block
+        self.events: list[ChainEvent] = []
+
+    def refresh(self) -> None:
+        last = self._ledger.block_number()
+        if last >= self._next:
+            self.events.extend(self._ledger.events(self._next, last))
+            self._next = last + 1
+
+    def updates(self, round_number: int) -> list[UpdateSubmitted]:
+        """The round's registered updates, in the order the chain registered them."""
+        self.refresh()
+        return [
+            e for e in self.events if isinstance(e, UpdateSubmitted) and e.round == round_number
+        ]
+
+    def by(self, kind: type[ChainEvent], round_number: int, node: str) -> list[Any]:
+        self.refresh()
+        return [
+            e
+            for e in self.events
+            if isinstance(e, kind)
+            and getattr(e, "round", None) == round_number
+            and (getattr(e, "node", None) == node or getattr(e, "proposer", None) == node)
+        ]
+
+
+class NodeLoop:
+    """One node's part in the federation, one step at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        ledger: NodeLedger,
+        store: BlobStore,
+        trainer: Trainer,
+        identity: Identity,
+        state: NodeState,
+        *,
+        from_block: int = 0,
+        log: Log | None = None,
+        max_miss: float = sortition.DEFAULT_MISS_PROBABILITY,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.trainer = trainer
+        self.identity = identity
+        self.state = state
+        self.log_events = EventLog(ledger, from_block)
+        self.log = log or (lambda message: None)
+        self._max_miss = max_miss
+        self._bases: dict[str, GlobalModel] = {}
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    def step(self) -> Acted | Wait:
+        """Do the next thing this node owes the current round, or say what it waits for."""
+        try:
+            return self._step()
+        except ContractError as error:
+            # The chain moved between reading and sending (a round closed, a seat was taken):
+            # nothing is recorded, so the next step derives what to do from the new state.
+            self.log(f"the contract refused: {error.message}")
+            return Wait(None, f"refused: {error.error_name}")
+
+    def _step(self) -> Acted | Wait:
+        r = self.ledger.current_round()
+        if r == 0:
+            return Wait(None, "rounds have not started")
+        info = self.ledger.get_round(r)
+
+        # --- ADOPT --- the round's base model, fetched, verified and pinned before any use
+        if not self.state.done(r, "adopt"):
+            return self._adopt(r)
+
+        if info.phase is Phase.TRAINING:
+            node = self.ledger.get_node(self.address)
+            if not (node.registered and node.eligible_from <= r):
+                return Wait(info.review_start, f"not eligible in round {r}")
+            # --- CLAIM --- a seat if this node's VRF rank can win one
+            if not self.state.done(r, "claim"):
+                return self._claim(r, info)
+            # --- TRAIN --- from the base, on the node's own data
+            if not self.state.done(r, "train"):
+                return self._train(r, info)
+            # --- SUBMIT --- register the pinned update's CID
+            if not self.state.done(r, "submit"):
+                return self._submit(r, self._recorded(r, "train"))
+            return Wait(info.review_start, "training: waiting for the others")
+
+        if info.phase is Phase.REVIEW:
+            # --- REVIEW --- recompute the model, then propose or vote
+            if self.ledger.is_seat_holder(r, self.address):
+                return self._review(r, info)
+            return Wait(info.review_end, "review: not on the committee")
+
+        # A finalized round opens the next one in the same transaction, so the current round
+        # can only be one that failed: anyone may close it.
+        return self._close(r)
+
+    # ---------------------------------------------------------------- sections
+
+    def _adopt(self, r: int) -> Acted:
+        cid = encode_cid(self.ledger.base_model(r))
+        model = self._base(cid)
+        self.store.pin(cid)
+        self.state.put(r, "adopt", {"model": cid, "round": model.meta.round})
+        return Acted("adopt", {"round": r, "model": cid})
+
+    def _claim(self, r: int, info: RoundInfo) -> Acted:
+        if self.log_events.by(SeatClaimed, r, self.address):  # sent before a crash
+            self.state.put(r, "claim", {"claimed": True, "recovered": True})
+            return Acted("claim", {"round": r, "recovered": True})
+        proof = vrf.prove(self.identity.bls_secret, sortition.alpha_for(info.seed, r))
+        threshold = sortition.claim_threshold(
+            info.committee_size, info.eligible_nodes, max_miss=self._max_miss
+        )
+        decision = sortition.decide_claim(
+            vrf.proof_to_output(proof),
+            address_bytes(self.address),
+            threshold=threshold,
+            k=info.committee_size,
+            held=[seat.word for seat in self.ledger.seats(r)],
+        )
+        outcome: dict[str, Any] = {"claimed": False, "rank": decision.rank}
+        if decision.claim:
+            with self.state.step(r, "claim"):
+                receipt = self.ledger.claim_seat(r, proof, self.identity.bls_key)
+            outcome |= {"claimed": True, "gas": receipt.gas_used}
+        else:
+            outcome["reason"] = decision.reason
+        self.state.put(r, "claim", outcome)
+        return Acted("claim", {"round": r, **outcome})
+
+    def _train(self, r: int, info: RoundInfo) -> Acted:
+        base_cid = self._recorded(r, "adopt")["model"]
+        trained = self.trainer.train(self._base(base_cid), base_cid, r, info.seed, self.address)
+        cid = self.store.put(trained.bundle)
+        outcome = {
+            "cid": cid,
+            "bytes": len(trained.bundle),
+            "num_samples": trained.num_samples,
+            "metrics": dict(trained.metrics),
+        }
+        self.state.put(r, "train", outcome)
+        return Acted("train", {"round": r, **outcome})
+
+    def _submit(self, r: int, trained: dict[str, Any]) -> Acted:
+        cid = decode_cid(trained["cid"])
+        registered = self.ledger.update_of(r, self.address)
+        if any(registered):  # it reached the chain before a crash, or someone else's did
+            mine = registered == keccak(cid)
+            if mine:
+                self.trainer.commit(r)
+            outcome = {"recovered": mine, "conflict": not mine}
+            self.state.put(r, "submit", outcome)
+            if not mine:
+                self.log(f"round {r}: the chain holds another update for this node than ours")
+            return Acted("submit", {"round": r, **outcome})
+        with self.state.step(r, "submit"):
+            receipt = self.ledger.submit_update(r, cid, trained["num_samples"])
+        self.trainer.commit(r)  # the update is registered: its state is the next round's start
+        self.state.put(r, "submit", {"gas": receipt.gas_used, "tx": "0x" + receipt.tx_hash.hex()})
+        return Acted("submit", {"round": r, "cid": trained["cid"], "gas": receipt.gas_used})
+
+    def _review(self, r: int, info: RoundInfo) -> Acted | Wait:
+        recorded = self.state.get(r, "review")
+        if recorded is None:
+            base_cid = self._recorded(r, "adopt")["model"]
+            computed = compute(
+                self.store,
+                self.trainer,
+                info,
+                self._base(base_cid),
+                base_cid,
+                self.log_events.updates(r),
+            )
+            self.state.put(r, "review", computed.outcome())
+            return Acted("review", {"round": r, **computed.outcome()})
+        computed = Computed.from_outcome(recorded)
+        proposed_before = self.log_events.by(AggregateProposed, r, self.address)
+        if proposed_before and not self.state.done(r, "propose"):
+            self.state.put(r, "propose", {"recovered": True})
+        if not self.state.done(r, "vote") and self.ledger.has_voted(r, self.address):
+            self.state.put(r, "vote", {"recovered": True})
+        situation = Situation(
+            now=self.ledger.timestamp(),
+            info=info,
+            proposals=[self.ledger.get_proposal(r, i) for i in range(1, info.proposal_count + 1)],
+            designated=self._designated(r),
+            proposed=self.state.done(r, "propose"),
+            voted=self.state.done(r, "vote"),
+        )
+        decision = decide(computed, situation)
+        if isinstance(decision, Hold):
+            return Wait(decision.until, decision.reason)
+        if isinstance(decision, Propose):
+            with self.state.step(r, "propose"):
+                receipt = self.ledger.propose_aggregate(
+                    r, decode_cid(decision.model_cid), decision.updates_root
+                )
+            proposed: dict[str, Any] = {"proposal": receipt.proposal_id, "gas": receipt.gas_used}
+            self.state.put(r, "propose", proposed)
+            return Acted("propose", {"round": r, "model": decision.model_cid, **proposed})
+        with self.state.step(r, "vote"):
+            voted = self.ledger.vote(r, decision.proposal_id, decision.approve)
+        outcome: dict[str, Any] = {
+            "proposal": decision.proposal_id,
+            "approve": decision.approve,
+            "reason": decision.reason,
+            "gas": voted.gas_used,
+        }
+        self.state.put(r, "vote", outcome)
+        return Acted("vote", {"round": r, **outcome})
+
+    def _close(self, r: int) -> Acted:
+        try:
+            with self.state.step(r, "close"):
+                receipt = self.ledger.close_round(r)
+        except NotClosableError:
+            return Acted("close", {"round": r, "closed_by": "another node"})
+        return Acted("close", {"round": r, "gas": receipt.gas_used})
+
+    # ---------------------------------------------------------------- helpers
+
+    def _recorded(self, r: int, step: str) -> dict[str, Any]:
+        """The outcome of a step the loop already did this round (it runs steps in order)."""
+        outcome = self.state.get(r, step)
+        if outcome is None:
+            raise NodeStateError(
+                f"round {r}: the node state has no record of its {step} step",
+                hint="the state database was changed from outside; move it away to rebuild",
+            )
+        return outcome
+
+    def _base(self, cid: str) -> GlobalModel:
+        """The global model `cid`, fetched and verified once (a reader re-hashes every block)."""
+        model = self._bases.get(cid)
+        if model is None:
+            model = read_model(self.store.get(cid), self.trainer.spec)
+            self._bases = {cid: model}  # only the current base is needed again
+        return model
+
+    def _designated(self, r: int) -> bool:
+        """Whether this node holds the lowest live seat, whose holder proposes first."""
+        live = [s for s in self.ledger.seats(r) if self.ledger.is_seat_holder(r, s.holder)]
+        return bool(live) and min(live, key=lambda seat: seat.word).holder == self.address
+
+
+def run(
+    loop: NodeLoop,
+    clock: Clock,
+    *,
+    should_stop: Callable[[], bool],
+    poll_seconds: float = 2.0,
+    max_backoff: float = 60.0,
+    on_step: Callable[[Acted | Wait], None] | None = None,
+) -> None:
+    """Step `loop` until `should_stop()`: act, or sleep until there may be something to do.
+
+    An unreachable chain or store is retried with exponential backoff (1, 2, 4, ... seconds,
+    at most `max_backoff`), and the loop resumes where it was: nothing was recorded for a step
+    that did not complete.
+    """
+    failures = 0
+    while not should_stop():
+        try:
+            result = loop.step()
+            now = loop.ledger.timestamp() if isinstance(result, Wait) else 0
+        except UnavailableError as error:
+            failures += 1
+            delay = min(max_backoff, 2.0 ** (failures - 1))
+            loop.log(f"unavailable ({error.message}); retrying in {delay:g}s")
+            clock.sleep(delay)
+            continue
+        failures = 0
+        if on_step is not None:
+            on_step(result)
+        if isinstance(result, Wait):
+            left = poll_seconds if result.until is None else result.until - now
+            clock.sleep(max(0.0, min(poll_seconds, left)))

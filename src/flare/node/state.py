@@ -1,0 +1,151 @@
+"""The node's local state: each step's outcome by (round, step), and every transaction's hash.
+
+The node loop derives what to do from the chain plus this store, never from counters in
+memory, so a restarted node picks up where it stopped. Two kinds of records:
+
+- `steps`: the outcome of a step of a round, as JSON (the update CID it trained and pinned,
+  the gas a transaction used, the model it computed in review, ...). A step is done once its
+  outcome is stored.
+- `txs`: the hash and nonce of every transaction a step signs, written before the transaction
+  is broadcast (`Web3Ledger(journal=state.journal)`), so after a crash the node can look a
+  transaction up rather than send a second one.
+
+SQLite in WAL mode with synchronous=FULL: each record is durable when the call returns, a crash
+leaves every record whole or absent, and readers (`flare-node status`) never block the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flare.protocol.errors import ConfigError
+
+STATE_FILE = "node.db"
+SCHEMA_VERSION = 1
+
+
+class StateStoreError(ConfigError):
+    """The state database cannot be opened or is not one this node wrote."""
+
+
+class NodeState:
+    """The state database at `directory/node.db` (created on first use, mode 0700 directory)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / STATE_FILE
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            raise StateStoreError(
+                f"cannot use the node state {self.path}: {error}",
+                hint="if the file is damaged, move it away: the node rebuilds what it can from "
+                "the chain, but forgets the transactions it signed",
+            ) from error
+        self._lock = threading.Lock()
+        self._current: tuple[int, str] | None = None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS steps (
+                    round INTEGER NOT NULL, step TEXT NOT NULL, outcome TEXT NOT NULL,
+                    at REAL NOT NULL, PRIMARY KEY (round, step));
+                CREATE TABLE IF NOT EXISTS txs (
+                    tx_hash TEXT PRIMARY KEY, round INTEGER NOT NULL, step TEXT NOT NULL,
+                    nonce INTEGER NOT NULL, at REAL NOT NULL);
+                PRAGMA user_version = 1;
+                """
+            )
+        elif version != SCHEMA_VERSION:
+            raise StateStoreError(
+                f"node state {self.path} has schema version {version}, this node reads "
+                f"{SCHEMA_VERSION}",
+                hint="run the flare-node version that wrote it, or move the file away",
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> NodeState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- steps
+
+    def get(self, round: int, step: str) -> dict[str, Any] | None:
+        """The stored outcome of `step` in `round`, or None while it is not done."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT outcome FROM steps WHERE round = ? AND step = ?", (round, step)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def done(self, round: int, step: str) -> bool:
+        return self.get(round, step) is not None
+
+    def put(self, round: int, step: str, outcome: dict[str, Any]) -> None:
+        """Record (or replace) the outcome of `step` in `round`; durable on return."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO steps (round, step, outcome, at) VALUES (?, ?, ?, ?)",
+                (round, step, json.dumps(outcome, sort_keys=True), time.time()),
+            )
+
+    def outcomes(self, round: int | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        """(round, step, outcome) in the order they were recorded, for one round or all."""
+        query = "SELECT round, step, outcome FROM steps"
+        args: tuple[int, ...] = ()
+        if round is not None:
+            query += " WHERE round = ?"
+            args = (round,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY at, rowid", args).fetchall()
+        return [(int(r), str(s), dict(json.loads(o))) for r, s, o in rows]
+
+    # ---------------------------------------------------------------- transactions
+
+    @contextmanager
+    def step(self, round: int, step: str) -> Iterator[None]:
+        """Transactions signed inside are journaled under (round, step)."""
+        previous = self._current
+        self._current = (round, step)
+        try:
+            yield
+        finally:
+            self._current = previous
+
+    def journal(self, tx_hash: bytes, nonce: int) -> None:
+        """The ledger's hook: record a signed transaction before it is broadcast."""
+        round, step = self._current if self._current is not None else (0, "unattributed")
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO txs (tx_hash, round, step, nonce, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ("0x" + tx_hash.hex(), round, step, nonce, time.time()),
+            )
+
+    def txs(self, round: int, step: str) -> list[str]:
+        """Hashes of the transactions signed for (round, step), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tx_hash FROM txs WHERE round = ? AND step = ? ORDER BY at, rowid",
+                (round, step),
+            ).fetchall()
+        return [str(row[0]) for row in rows]

@@ -1,0 +1,118 @@
+"""The narrow ports the node loop (`flare.node.round`) talks through, each with a twin.
+
+- `NodeLedger`: the part of the round contract a node uses (no owner or admin calls).
+  `flare.chain.ledger.Web3Ledger` implements it over any EVM; tests run it on the in-process
+  EVM, which executes the real bytecode.
+- `Trainer`: trains an update from a base model, keeps the state that lasts across rounds,
+  and evaluates a model on the node's own held-out data. `flare.node.train.trainer` is the
+  LeRobot one; `flare.node.train.twin` a torch-free twin that loop tests run in milliseconds.
+- `Clock`: how the loop waits. Wall time for a real node; the demo's clock moves the chain's
+  time forward when every node is waiting.
+- The content store is `flare.protocol.store.BlobStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from flare.protocol.events import ChainEvent
+from flare.protocol.ledger import ProposalReceipt, TxReceipt
+from flare.protocol.model import GlobalModel
+from flare.protocol.modelspec import ModelSpec
+from flare.protocol.rounds import NodeInfo, Proposal, RoundInfo, Seat
+
+
+@runtime_checkable
+class NodeLedger(Protocol):
+    """The round contract as a node sees it: what it reads and the transactions it sends."""
+
+    @property
+    def address(self) -> str:
+        """The contract's address."""
+        ...
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def account(self) -> str | None:
+        """The node's own address (transactions are sent from it)."""
+        ...
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp: the clock phases follow."""
+        ...
+
+    def block_number(self) -> int: ...
+
+    def events(self, from_block: int, to_block: int | None = None) -> list[ChainEvent]: ...
+
+    def current_round(self) -> int: ...
+
+    def get_round(self, round: int) -> RoundInfo: ...
+
+    def get_node(self, node: str) -> NodeInfo: ...
+
+    def seats(self, round: int) -> Sequence[Seat]: ...
+
+    def is_seat_holder(self, round: int, node: str) -> bool: ...
+
+    def get_proposal(self, round: int, proposal_id: int) -> Proposal: ...
+
+    def update_of(self, round: int, node: str) -> bytes: ...
+
+    def has_voted(self, round: int, node: str) -> bool: ...
+
+    def base_model(self, round: int) -> bytes:
+        """The binary CID of the model round `round` trains from."""
+        ...
+
+    def submit_update(self, round: int, cid: bytes, num_samples: int) -> TxReceipt: ...
+
+    def claim_seat(self, round: int, proof: bytes, bls_key: bytes) -> TxReceipt: ...
+
+    def propose_aggregate(self, round: int, cid: bytes, updates_root: bytes) -> ProposalReceipt: ...
+
+    def vote(self, round: int, proposal_id: int, approve: bool) -> TxReceipt: ...
+
+    def close_round(self, round: int) -> TxReceipt: ...
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A round's local update: the `flare-update/1` bundle and what it was trained on."""
+
+    bundle: bytes
+    num_samples: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+class Trainer(Protocol):
+    """Local training with state that lasts across rounds.
+
+    `train` leaves the state it produces (error-feedback residual, warm-start factors, the
+    schedule's position) pending; `commit` makes it the state the next round starts from, once
+    the update is registered. Training a round again before `commit` starts from the same
+    state, so a node that crashed between training and registering trains the same update.
+    """
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    def train(
+        self, base: GlobalModel, base_cid: str, round_number: int, seed: bytes, node: str
+    ) -> Trained: ...
+
+    def commit(self, round_number: int) -> None: ...
+
+    def evaluate(self, model: GlobalModel) -> float:
+        """Loss of `model` on the node's own held-out data (the policy's acceptance test)."""
+        ...
+
+
+class Clock(Protocol):
+    """How a node loop waits; `sleep` may return early (a signal, a demo scheduler)."""
+
+    def sleep(self, seconds: float) -> None: ...

@@ -1,0 +1,60 @@
+"""The node's state database: durable step records, journaled transactions, clear refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flare.node.state import STATE_FILE, NodeState, StateStoreError
+
+
+def test_records_last_across_reopening_and_keep_their_order(tmp_path: Path) -> None:
+    with NodeState(tmp_path) as state:
+        state.put(1, "adopt", {"model": "bafy-one"})
+        state.put(1, "train", {"cid": "bafy-update", "metrics": {"loss": 0.5}})
+        state.put(2, "adopt", {"model": "bafy-two"})
+        state.put(1, "adopt", {"model": "bafy-one", "again": True})  # replaced, not added
+
+    with NodeState(tmp_path) as state:
+        assert state.get(1, "train") == {"cid": "bafy-update", "metrics": {"loss": 0.5}}
+        assert state.done(2, "adopt")
+        assert not state.done(2, "train")
+        assert state.get(3, "adopt") is None
+        assert [step for _, step, _ in state.outcomes(1)] == ["train", "adopt"]
+        assert [r for r, _, _ in state.outcomes()] == [1, 2, 1]
+
+
+def test_the_database_runs_in_wal_mode_in_a_private_directory(tmp_path: Path) -> None:
+    NodeState(tmp_path / "state").close()
+    with sqlite3.connect(tmp_path / "state" / STATE_FILE) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0
+
+
+def test_transactions_are_journaled_under_the_step_that_signs_them(tmp_path: Path) -> None:
+    with NodeState(tmp_path) as state:
+        with state.step(4, "vote"):
+            state.journal(b"\xaa" * 32, 7)
+            state.journal(b"\xaa" * 32, 7)  # a retried send of the same bytes: one record
+        state.journal(b"\xbb" * 32, 8)  # outside any step
+        assert state.txs(4, "vote") == ["0x" + "aa" * 32]
+        assert state.txs(0, "unattributed") == ["0x" + "bb" * 32]
+
+
+def test_a_damaged_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_bytes(b"this is not a database, it was overwritten" * 100)
+    with pytest.raises(StateStoreError) as raised:
+        NodeState(tmp_path)
+    assert "move it away" in str(raised.value.hint)
+
+
+def test_a_newer_schema_is_refused_not_rewritten(tmp_path: Path) -> None:
+    NodeState(tmp_path).close()
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        db.execute("PRAGMA user_version = 9")
+    with pytest.raises(StateStoreError, match="schema version 9"):
+        NodeState(tmp_path)
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 9
