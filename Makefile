@@ -41,7 +41,7 @@ setup: $(VENV)/.installed node_modules/.installed  ## create .venv and install P
 
 # ---------------------------------------------------------------- the two commands
 
-demo: setup  ## run one federated round on the embedded chain and store
+demo: setup  ## run a 4-node federation for 3 rounds on the embedded chain and store
 	$(BIN)/flare-node demo
 
 test: setup lint contracts-test slither  ## everything CI runs: lint, types, layers, forge, slither, pytest

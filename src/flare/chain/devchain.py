@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
 from web3 import Web3
+from web3.types import Wei
 
 from flare.chain.connect import ANVIL_CHAIN_ID, DEV_CHAIN_IDS, ETH_TESTER_CHAIN_ID, endpoint_of
 from flare.protocol.errors import ConfigError
@@ -63,3 +64,20 @@ def advance_time(w3: Web3, seconds: int) -> int:
         w3.provider.make_request("evm_setNextBlockTimestamp", [target])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     return int(w3.eth.get_block("latest")["timestamp"])
+
+
+def fund(w3: Web3, index: int, address: str, wei: int) -> None:
+    """Send `wei` from dev account `index` to `address`: fresh node keys need gas money too.
+
+    Both eth-tester and anvil keep their dev accounts unlocked, so the node signs this one.
+    """
+    if not is_dev_chain(w3):
+        raise DevAccountRefusedError(
+            f"cannot hand out dev-account money on {endpoint_of(w3)}: not a local dev chain",
+            hint="fund node accounts from a wallet of your own on real chains",
+        )
+    sender = w3.eth.accounts[index]
+    tx_hash = w3.eth.send_transaction(
+        {"from": sender, "to": Web3.to_checksum_address(address), "value": Wei(wei)}
+    )
+    w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.005)

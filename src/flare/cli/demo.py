@@ -1,142 +1,178 @@
-"""`flare-node demo`: one federated round on the embedded defaults, narrated.
+"""`flare-node demo`: a federation of SmolVLA nodes learning together, round after round.
 
-Everything runs for real, in one process: FlareRounds on an in-process EVM, the embedded
-content store with Kubo-identical CIDs, BLS VRF seat claims the contract verifies, a review
-policy committed on-chain by its CID, a tiny SmolVLA trained with LeRobot by every node on its
-own synthetic SO-100 data (each node sees only some of the tasks), PowerSGD-compressed
-`flare-update/1` bundles, and a committee whose every member recomputes the aggregate under
-the policy and votes only for the model bytes it computed itself, when the policy's held-out
-acceptance test passes.
-What the demo scripts is the choreography: the nodes take turns instead of running
-`flare-node` processes of their own.
+Everything runs for real, in one process: FlareRounds on the in-process EVM, the embedded
+content store with Kubo-identical CIDs, and N node loops (`flare.node.round`, the loop a node
+process runs), each with its own home: keys made like `flare-node init` makes them, its own
+state database, trainer state and synthetic SO-100 data in its own stripe of the table
+(non-IID). The loops are stepped in turn in one thread (`flare.node.cohort`), so the chain sees
+one call at a time, and the chain's clock jumps ahead whenever every node waits on a deadline.
+
+This module only wires adapters and reports: what a node does is the loop's. The run
+directory outlives the command: node homes, the store, per-round metrics as JSON, and a plot
+of held-out loss per round on reference data no node trained on.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flare.cli.common import JsonOption, offline_hub, progress_bar
+from flare.cli.demo_report import NodeView, RoundReport, collect, render_round, render_summary
 from flare.cli.train import training_progress
 
 if TYPE_CHECKING:
-    from flare.node.store.embedded import EmbeddedStore
+    from flare.node.round import Acted, NodeLoop, Wait
+    from flare.node.train.dataset import DatasetSource
+    from flare.node.train.trainer import LeRobotTrainer
+    from flare.protocol.model import GlobalModel
+    from flare.protocol.ports import Trained
 
-
-@dataclass
-class _Node:
-    """A scripted peer: its dev account, BLS key and ledger handle."""
-
-    name: str
-    address: str
-    bls_secret: bytes
-    bls_public: bytes
-    ledger: Any
+# Small enough for one CPU core in a minute and a half, large enough for the federation to
+# learn: each node records 12 episodes (3 of each task) with its cubes in its own stripe of the
+# table (non-IID in space) and holds one episode per task out for its acceptance test.
+EPISODES, FRAMES, BATCH = 12, 30, 8
+REFERENCE_EPISODES = 4  # the deployer's data: normalization statistics and held-out loss
+EVAL_SAMPLES = 48
+RANK = 4
+NORM_BOUND = 1e3  # the deployment's bound on an update's L2 norm (a tiny policy's are ~1-10)
+SAMPLE_CAP = 10_000
+MAX_LOSS_INCREASE = 0.25  # a member rejects a model 25% worse on its own (non-IID) data
+DEMO_PASSWORD = "flare-demo"  # noqa: S105 - throwaway keys of a throwaway chain
+RUNS = Path("flare-runs")
 
 
 def demo(
-    nodes: Annotated[int, typer.Option("--nodes", min=2, max=9, help="Scripted peers.")] = 5,
+    nodes: Annotated[int, typer.Option("--nodes", min=2, max=9, help="Node loops.")] = 4,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, max=50, help="Rounds to run.")] = 3,
     committee: Annotated[
         int, typer.Option("--committee", min=1, max=9, help="Committee seats (k).")
     ] = 3,
     steps: Annotated[
-        int, typer.Option("--steps", min=1, max=1000, help="Local training steps per node.")
+        int, typer.Option("--steps", min=1, max=1000, help="Local training steps per round.")
     ] = 30,
-    data_dir: Annotated[
+    run_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Where the embedded store lives. Default: a temp dir."),
+        typer.Option(
+            "--run-dir",
+            help="Where the run is kept (node homes, store, metrics, plot). "
+            "Default: flare-runs/demo-<UTC time>.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deploy FlareRounds on the embedded chain and walk one real round with N nodes."""
+    """Deploy FlareRounds on the embedded chain and run N node loops for R rounds."""
     if committee > nodes:
         raise typer.BadParameter("the committee cannot be larger than the federation")
+    run = run_dir if run_dir is not None else RUNS / f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    if run.exists() and any(run.iterdir()):
+        raise typer.BadParameter(f"{run} is not empty; name a new --run-dir")
     offline_hub()
-    with tempfile.TemporaryDirectory(prefix="flare-demo-") as scratch:
-        root = data_dir if data_dir is not None else Path(scratch)
-        from flare.node.store.embedded import EmbeddedStore
+    import torch
 
-        with EmbeddedStore(root / "store") as store:
-            summary = _run(store, root, nodes, committee, steps, quiet=as_json)
+    torch.set_num_threads(1)  # several loops in one process: one intra-op thread each is fastest
+    summary = _run(run.resolve(), nodes, rounds, committee, steps, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 
 
-# Small enough for a laptop CPU in about a minute, large enough for one round to help: each
-# node records 8 episodes with its cubes in its own stripe of the table (non-IID in space).
-_EPISODES, _FRAMES, _BATCH = 8, 30, 8
-_REFERENCE_EPISODES = 4  # the deployer's data: normalization statistics and held-out loss
-_NORM_BOUND = 1e3  # the deployment's bound on an update's L2 norm (a tiny policy's are ~1-10)
-_SAMPLE_CAP = 10_000
-_RULE = "fedavg"
+@dataclass
+class _Progress:
+    """The trainer as the loop sees it, with a progress bar around each round's training."""
+
+    inner: LeRobotTrainer
+    label: str
+    quiet: bool
+
+    @property
+    def spec(self) -> Any:
+        return self.inner.spec
+
+    def train(
+        self, base: GlobalModel, base_cid: str, round_number: int, seed: bytes, node: str
+    ) -> Trained:
+        label = f"{self.label} round {round_number}"
+        with training_progress(
+            self.inner.settings.steps, enabled=not self.quiet, label=label
+        ) as bar:
+            self.inner.on_step = bar
+            try:
+                return self.inner.train(base, base_cid, round_number, seed, node)
+            finally:
+                self.inner.on_step = None
+
+    def commit(self, round_number: int) -> None:
+        self.inner.commit(round_number)
+
+    def evaluate(self, model: GlobalModel) -> float:
+        return self.inner.evaluate(model)
 
 
 def _run(
-    store: EmbeddedStore, work: Path, n_nodes: int, k: int, steps: int, *, quiet: bool
+    run: Path, n_nodes: int, rounds: int, k: int, steps: int, *, quiet: bool
 ) -> dict[str, Any]:
     # Heavy imports stay here so `flare-node --help` is fast.
-    import datasets
-
     from flare.chain.connect import DEFAULT_RPC, connect
     from flare.chain.deploy import deploy
-    from flare.chain.devchain import advance_time, dev_account_key
+    from flare.chain.devchain import advance_time, dev_account_key, fund
     from flare.chain.ledger import Web3Ledger
-    from flare.node.federation import genesis_model, load_model, local_update
+    from flare.node.cohort import Cohort
+    from flare.node.compress import PowerSGDConfig
+    from flare.node.federation import genesis_model, load_model
+    from flare.node.identity import LIGHT_COST, create_node_keys, load_node_keys
+    from flare.node.round import Identity, NodeLoop
+    from flare.node.state import NodeState
+    from flare.node.store.embedded import EmbeddedStore
     from flare.node.train.backbone import TINY, resolve_backbone
-    from flare.node.train.dataset import DatasetSource, open_metadata
+    from flare.node.train.dataset import open_metadata
     from flare.node.train.evaluate import evaluate
-    from flare.node.train.local import TrainOptions
     from flare.node.train.policy import new_policy
-    from flare.node.train.synth import SynthOptions, write_synth_dataset
-    from flare.protocol import sortition, vrf
+    from flare.node.train.synth import SynthOptions
+    from flare.node.train.trainer import LeRobotTrainer, TrainerSettings
+    from flare.protocol import vrf
     from flare.protocol.aggregate import Rule
-    from flare.protocol.bundle import size_bound
     from flare.protocol.cid import decode_cid, encode_cid
-    from flare.protocol.committee import Submission, next_model
-    from flare.protocol.errors import FlareError
-    from flare.protocol.events import NodeRegistered, SeatClaimed, UpdateSubmitted
     from flare.protocol.model import read_model
-    from flare.protocol.modelspec import MAX_RANK
-    from flare.protocol.policy import MAX_POLICY_BYTES, ReviewPolicy, read_policy
-    from flare.protocol.rounds import Phase, RoundConfig, address_bytes
+    from flare.protocol.policy import ReviewPolicy
+    from flare.protocol.rounds import RoundConfig, address_bytes
 
     def say(text: str = "") -> None:
         if not quiet:
             typer.echo(text)
 
+    began = time.perf_counter()
+    run.mkdir(parents=True, exist_ok=True)
+    say(f"run directory {run}")
     w3 = connect(DEFAULT_RPC)
     chain_id = int(w3.eth.chain_id)
+    store = EmbeddedStore(run / "store")
 
     # --- GENESIS: the deployer's reference data fixes the policy and its normalization ---
-    def synth(name: str, options: SynthOptions) -> DatasetSource:
-        root = work / "data" / name
-        if not (root / "meta" / "info.json").is_file():
-            datasets.disable_progress_bars()  # again: LeRobot turns them back on after its own use
-            label = f"{name} recording episodes"
-            with progress_bar(label, options.episodes, enabled=not quiet) as advance:
-                on_episode = None if advance is None else (lambda done: advance(done + 1, None))
-                write_synth_dataset(root, options, on_episode=on_episode)
-        return DatasetSource(root)
-
-    reference = synth(
-        "reference",
-        SynthOptions(episodes=_REFERENCE_EPISODES, frames=_FRAMES, use_videos=False, seed=0),
+    reference = _synth(run / "reference", SynthOptions(
+        episodes=REFERENCE_EPISODES, frames=FRAMES, use_videos=False, seed=0,
+    ), "reference data", quiet)  # fmt: skip
+    loaded = new_policy(
+        resolve_backbone(TINY, run / "backbones"),
+        open_metadata(reference),
+        preset="tiny",
+        device="cpu",
+        seed=0,
     )
-    backbone_dir = resolve_backbone(TINY, work / "backbones")
-    loaded = new_policy(backbone_dir, open_metadata(reference), preset="tiny", device="cpu", seed=0)
     spec = loaded.spec
-    genesis_bytes = genesis_model(loaded)
-    genesis = store.put(genesis_bytes)
-    say(f"genesis model {genesis}")
-    say(f"  tiny SmolVLA, {spec.numel:,} trainable parameters, spec 0x{spec.hash.hex()[:16]}…")
-    # The review policy every seat holder applies, committed on-chain by its CID.
-    policy = ReviewPolicy(rule=Rule(_RULE), norm_bound=_NORM_BOUND, sample_cap=_SAMPLE_CAP)
+    genesis = store.put(genesis_model(loaded))
+    policy = ReviewPolicy(
+        rule=Rule("fedavg"),
+        norm_bound=NORM_BOUND,
+        sample_cap=SAMPLE_CAP,
+        max_loss_increase=MAX_LOSS_INCREASE,
+    )
     policy_cid = store.put(policy.to_bytes())
     config = RoundConfig(
         committee_size=k,
@@ -156,177 +192,212 @@ def _run(
         config=config,
         allowlist=True,
     )
-    say(f"deployed FlareRounds at {record.address} (chain {chain_id}, block {record.block})")
-    say(f"  k={k} quorum={config.quorum_bps / 100:.0f}% review policy {policy_cid}")
-    say(f"  policy: {_RULE}, norm bound {_NORM_BOUND:g}, sample cap {_SAMPLE_CAP}")
+    say(f"genesis model {genesis}: tiny SmolVLA, {spec.numel:,} trainable parameters")
+    say(f"FlareRounds at {record.address} (chain {chain_id}); review policy {policy_cid}")
+    say(f"  fedavg, norm bound {NORM_BOUND:g}, members reject a model more than "
+        f"{MAX_LOSS_INCREASE:.0%} worse on their own held-out data; k={k}, quorum 60%")  # fmt: skip
 
-    # --- REGISTER: each node proves on-chain that it holds its BLS key ---
-    peers: list[_Node] = []
-    contract = address_bytes(record.address)
+    # --- NODES: each with its own home, keys, state, trainer state and data ---
+    settings = TrainerSettings(
+        steps=steps, batch_size=BATCH, held_out=0.25, eval_samples=EVAL_SAMPLES,
+        schedule_steps=rounds * steps, compression=PowerSGDConfig(rank=RANK, power_iterations=2),
+    )  # fmt: skip
+    loops: list[NodeLoop] = []
+    views: list[NodeView] = []
     for i in range(n_nodes):
-        key = dev_account_key(chain_id, i + 1)
-        ledger = Web3Ledger(w3, record.address, private_key=key)
-        secret = vrf.new_secret_key()
-        node = _Node(f"node-{i + 1}", str(ledger.account), secret, vrf.public_key(secret), ledger)
-        owner.allow(node.address)
-        possession = vrf.prove_possession(secret, chain_id, contract, address_bytes(node.address))
-        node.ledger.register(node.bls_public, possession, secrets.token_bytes(32))
-        peers.append(node)
-        say(f"registered {node.name} {node.address} (proof of possession checked on-chain)")
-    owner.start()
-    info = owner.get_round(1)
-    say(f"round 1 opened: seed={info.seed.hex()[:16]}… eligible={info.eligible_nodes}")
-
-    # --- CLAIM ---
-    # Claim first: the VRF needs only the seed, and claims sent before training are all in by
-    # the time the last update closes training (never before the minimum claim window), so the
-    # k lowest outputs win the seats. The contract verifies every proof.
-    threshold = sortition.claim_threshold(k, info.eligible_nodes)
-    names = {node.address: node.name for node in peers}
-    alpha = sortition.alpha_for(info.seed, 1)
-    for node in peers:
-        proof = vrf.prove(node.bls_secret, alpha)
-        held = [seat.word for seat in owner.seats(1)]
-        decision = sortition.decide_claim(
-            vrf.proof_to_output(proof),
-            address_bytes(node.address),
-            threshold=threshold,
-            k=k,
-            held=held,
+        name, home = f"node-{i + 1}", run / "nodes" / f"node-{i + 1}"
+        create_node_keys(home, DEMO_PASSWORD, cost=LIGHT_COST)
+        keys = load_node_keys(home, DEMO_PASSWORD)
+        address = keys.identity.address
+        fund(w3, 0, address, 10**20)
+        owner.allow(address)
+        state = NodeState(home / "state")
+        ledger = Web3Ledger(
+            w3, record.address, private_key=keys.ethereum_key, journal=state.journal
         )
-        if not decision.claim:
-            say(f"{node.name} skipped: {decision.reason}")
-            continue
-        claimed = node.ledger.claim_seat(1, proof, node.bls_public).events
-        evicted = [e.evicted for e in claimed if isinstance(e, SeatClaimed) and int(e.evicted, 16)]
-        pushed_out = f" (pushed out {names[evicted[0]]})" if evicted else ""
-        say(f"{node.name} claimed a seat: {decision.reason}{pushed_out}")
-
-    # --- TRAIN + SUBMIT: each node trains from the base on its own share of the tasks ---
-    base = read_model(store.get(genesis), spec)
-    dense_kib = spec.numel * 4 / 1024
-    for i, node in enumerate(peers):
+        possession = vrf.prove_possession(
+            keys.bls_secret_key, chain_id, address_bytes(record.address), address_bytes(address)
+        )
+        ledger.register(keys.identity.bls_public_key, possession, keys.identity.peer_public_key)
         options = SynthOptions(
-            episodes=_EPISODES, frames=_FRAMES, use_videos=False, seed=i + 1,
+            episodes=EPISODES, frames=FRAMES, use_videos=False, seed=i + 1,
             skew="region", node_index=i, num_nodes=n_nodes,
         )  # fmt: skip
-        source = synth(node.name, options)
-        with training_progress(steps, enabled=not quiet, label=f"{node.name} training") as on_step:
-            update = local_update(
-                loaded, base, genesis, source, TrainOptions(steps=steps, batch_size=_BATCH, seed=i),
-                round_number=1, node=node.address, seed=info.seed, on_step=on_step,
-            )  # fmt: skip
-        cid = store.put(update.bundle)
-        node.ledger.submit_update(1, decode_cid(cid), update.metrics.samples)
+        source = _synth(home / "data", options, f"{name} recording", quiet)
+        trainer = LeRobotTrainer(loaded, source, home / "trainer", settings)
         low, high = options.region()
-        loss = f"{update.metrics.losses[0]:.3f} -> {update.metrics.final_loss:.3f}"
-        size = f"{len(update.bundle) / 1024:.0f} KiB, {dense_kib:.0f} KiB dense"
-        say(f"{node.name} trained {steps} steps on cubes in u={low:.2f}..{high:.2f}: loss {loss}")
-        say(f"  update {cid} ({size})")
+        say(f"{name} {address}: registered, cubes in u={low:.2f}..{high:.2f}")
+        loops.append(
+            NodeLoop(
+                ledger, store, _Progress(trainer, name, quiet),
+                Identity(address, keys.bls_secret_key), state,
+                from_block=record.block, log=_prefixed(say, name),
+            )
+        )  # fmt: skip
+        views.append(NodeView(name, address, state))
 
-    info = owner.get_round(1)
-    if info.phase is Phase.TRAINING:  # the claim window, or a missing update: wait it out
-        advance_time(w3, info.review_start - owner.timestamp())
-    say(f"round 1 is in {owner.phase(1).name.lower()}")
+    reference_episodes = list(range(REFERENCE_EPISODES))
 
-    # --- REVIEW: every seat holder recomputes the model under the policy, then votes ---
-    events = owner.events(record.block)
-    keys = {e.node: e.bls_key for e in events if isinstance(e, NodeRegistered)}
-    claims = {e.node: e for e in events if isinstance(e, SeatClaimed) and e.round == 1}
-    registered = [e for e in events if isinstance(e, UpdateSubmitted) and e.round == 1]
-    seats = [seat.holder for seat in owner.seats(1)]
-    # The contract verified every seat; an auditor re-checks the proofs from the events alone.
-    valid_seats = [
-        holder
-        for holder in seats
-        if not isinstance(
-            sortition.verify_claim(
-                keys[holder], info.seed, 1, claims[holder].proof, claims[holder].output
-            ),
-            vrf.InvalidProof,
-        )
-    ]
-    say(f"{len(valid_seats)} of {len(seats)} seats re-verified off-chain from the events")
-    limit = size_bound(spec, MAX_RANK)
-    # Seat holders take the rules from the policy the round committed to, fetched by its CID.
-    round_policy = read_policy(
-        store.get(encode_cid(info.review_policy), max_bytes=MAX_POLICY_BYTES)
+    def reference_loss(cid: str) -> float:
+        load_model(loaded, read_model(store.get(cid), spec))
+        return evaluate(
+            loaded, reference, reference_episodes, batch_size=BATCH, max_samples=EVAL_SAMPLES
+        ).loss
+
+    names = {view.address: view.name for view in views}
+    owner.start()
+    cohort = Cohort(
+        loops,
+        now=owner.timestamp,
+        advance=lambda seconds: advance_time(w3, seconds),
+        on_step=lambda index, result: _narrate(say, views[index].name, result, names),
     )
 
-    def fetch(cid: bytes) -> bytes | None:
-        """The update's bytes, re-hashed on read; None (left out) if they cannot be had."""
-        try:
-            return store.get(encode_cid(cid), max_bytes=limit)
-        except FlareError:
-            return None
+    def own_losses(cid: str) -> dict[str, float]:
+        """Each node's loss on its own held-out episodes: how the model does for each stripe."""
+        model = read_model(store.get(cid), spec)
+        return {
+            view.name: loop.trainer.evaluate(model) for view, loop in zip(views, loops, strict=True)
+        }
 
-    def review() -> Any:
-        """One seat holder's own computation, from the chain's list and the store's bytes."""
-        submissions = [Submission(e.node, e.cid, e.num_samples, fetch(e.cid)) for e in registered]
-        return next_model(base, genesis, 1, submissions, round_policy)
+    reports: list[RoundReport] = []
+    genesis_loss = reference_loss(genesis)
+    genesis_own = own_losses(genesis)
+    for r in range(1, rounds + 1):
+        base = encode_cid(owner.base_model(r))
+        say()
+        say(f"== round {r}: training from {base}")
+        cohort.run_until(_past(owner, r))
+        after = encode_cid(owner.base_model(r + 1))
+        losses = (reference_loss(base), reference_loss(after))
+        report = collect(owner, r, views, store, spec, losses, base=base, model=after)
+        report.own_losses = own_losses(after)
+        reports.append(report)
+        say(render_round(report))
+        (run / "rounds").mkdir(exist_ok=True)
+        (run / "rounds" / f"round-{r}.json").write_text(json.dumps(report.to_json(), indent=2))
 
-    committee_nodes = [node for node in peers if node.address in seats]
-    proposer = committee_nodes[0]
-    proposal = review()
-    model_cid = store.put(proposal.model)
-    for rejection in proposal.rejected:
-        say(f"  left out {names.get(rejection.node, rejection.node)}: {rejection.reason}")
-    receipt = proposer.ledger.propose_aggregate(
-        1, decode_cid(model_cid), proposal.meta.updates_root
-    )
-    say(f"{proposer.name} proposed model {model_cid} over {len(proposal.included)} updates")
-    # The policy's acceptance test: held-out loss of the candidate against the base's. Each
-    # member would run it on data of its own; here they share the deployer's reference data.
-    episodes = list(range(_REFERENCE_EPISODES))
-    load_model(loaded, base)
-    before = evaluate(loaded, reference, episodes, max_samples=64).loss
-    load_model(loaded, read_model(proposal.model, spec))
-    candidate = evaluate(loaded, reference, episodes, max_samples=64).loss
-    accepted = round_policy.accepts(before, candidate)
-    for node in committee_nodes:
-        if owner.phase(1) is not Phase.REVIEW:
-            break
-        own = review()
-        on_chain = owner.get_proposal(1, receipt.proposal_id)
-        same = (
-            encode_cid(on_chain.cid) == store.put(own.model)
-            and on_chain.updates_root == own.meta.updates_root
-        )
-        approve = same and accepted
-        node.ledger.vote(1, receipt.proposal_id, approve)
-        why = "same bytes" if same else "different bytes"
-        why += f", held-out loss {candidate:.4f} vs base {before:.4f}"
-        say(f"{node.name} recomputed the model and voted {'approve' if approve else 'reject'} "
-            f"({why})")  # fmt: skip
-
-    # --- ADOPT: how the new model does on data no node trained on ---
-    final = owner.get_round(1)
-    model_round, model = owner.global_model()
-    load_model(loaded, read_model(store.get(encode_cid(model)), spec))
-    after = evaluate(loaded, reference, episodes, max_samples=64).loss
-    say(f"round 1 {final.phase.name.lower()}: global model {encode_cid(model)}")
-    say(f"round {owner.current_round()} is open in {owner.phase(owner.current_round()).name}")
-    say()
-    say("summary")
-    say(f"  round 1        {final.phase.name.lower()} ({final.update_count} updates)")
-    say(f"  committee      {len(seats)}/{k} seats, VRF proofs verified on-chain")
-    say(f"  votes          {owner.get_proposal(1, receipt.proposal_id).approvals} approvals")
-    say(f"  global model   {encode_cid(model)}")
-    say(f"  held-out loss  {before:.4f} -> {after:.4f} (reference data, no node trained on it)")
-    return {
+    wall = time.perf_counter() - began
+    final = encode_cid(owner.base_model(rounds + 1))
+    plot = _plot(run / "held_out_loss.png", genesis_loss, genesis_own, reports)
+    summary = {
+        "run_dir": str(run),
         "contract": record.address,
         "chain_id": chain_id,
-        "round": 1,
-        "phase": final.phase.name,
-        "updates": len(registered),
-        "included": list(proposal.included),
-        "seats": seats,
-        "verified_seats": valid_seats,
         "genesis_model": genesis,
         "review_policy": policy_cid,
-        "global_model": encode_cid(model),
-        "global_model_round": model_round,
         "model_spec": "0x" + spec.hash.hex(),
-        "held_out_loss": {"before": before, "after": after},
-        "next_round": owner.current_round(),
+        "final_model": final,
+        "genesis_held_out_loss": genesis_loss,
+        "rounds": [report.summary() for report in reports],
+        "plot": str(plot),
+        "wall_seconds": round(wall, 1),
     }
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    store.close()
+    say()
+    say(render_summary(reports, genesis_loss, wall))
+    say(f"run directory {run} (summary.json, rounds/, {plot.name})")
+    return summary
+
+
+def _prefixed(say: Callable[[str], None], name: str) -> Callable[[str], None]:
+    return lambda line: say(f"  {name}: {line}")
+
+
+def _past(ledger: Any, r: int) -> Callable[[], bool]:
+    """Whether round `r` has ended: finalizing or closing it opens the next."""
+    return lambda: int(ledger.current_round()) > r
+
+
+def _synth(root: Path, options: Any, label: str, quiet: bool) -> DatasetSource:
+    """A synthetic SO-100 dataset at `root`, written once with a progress bar."""
+    import datasets
+
+    from flare.node.train.dataset import DatasetSource
+    from flare.node.train.synth import write_synth_dataset
+
+    if not (root / "meta" / "info.json").is_file():
+        datasets.disable_progress_bars()  # again: LeRobot turns them back on after its own use
+        with progress_bar(label, options.episodes, enabled=not quiet) as advance:
+            on_episode = None if advance is None else (lambda done: advance(done + 1, None))
+            write_synth_dataset(root, options, on_episode=on_episode)
+    return DatasetSource(root)
+
+
+def _narrate(
+    say: Callable[[str], None], name: str, result: Acted | Wait, names: dict[str, str]
+) -> None:
+    """One line per thing a node did; waiting is silent."""
+    from flare.node.round import Acted
+
+    if not isinstance(result, Acted):
+        return
+    d = result.details
+    gas = f" (gas {d['gas']:,})" if "gas" in d else ""
+    what = result.what
+    if what == "adopt":
+        line = f"adopted {d['model']}"
+    elif what == "claim":
+        if d.get("recovered"):
+            line = "found its seat claim on-chain"
+        elif d["claimed"]:
+            line = f"claimed a committee seat{gas}"
+        else:
+            line = f"no seat: {d['reason']}"
+    elif what == "train":
+        metrics = d["metrics"]
+        line = (
+            f"trained: loss {metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}, "
+            f"update {d['cid'][:16]}… {d['bytes'] / 1024:.0f} KiB"
+        )
+    elif what == "submit":
+        line = f"registered its update{gas}"
+    elif what == "review":
+        left = ", ".join(f"{names.get(n, n)} ({why})" for n, why in d["rejected"]) or "none"
+        verdict = "passes" if d["accepted"] else "fails"
+        line = (
+            f"computed {d['model']} from {len(d['included'])} updates, left out: {left}; "
+            f"own held-out test {verdict}"
+            if d["model"]
+            else f"has nothing to propose: {d['reason']}"
+        )
+    elif what == "propose":
+        line = f"proposed {d['model']}{gas}"
+    elif what == "vote":
+        line = (
+            f"voted {'for' if d['approve'] else 'against'} proposal {d['proposal']}: {d['reason']}"
+        )
+    elif what == "close":
+        line = "closed the failed round" + gas
+    else:
+        line = what
+    say(f"  {name} {line}")
+
+
+def _plot(
+    path: Path, genesis_loss: float, genesis_own: dict[str, float], reports: list[RoundReport]
+) -> Path:
+    """Held-out loss per round: the reference data, and each node's own held-out episodes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    xs = [0] + [r.round for r in reports]
+    axes.plot(xs, [genesis_loss] + [r.after for r in reports], marker="o", linewidth=2.5,
+              color="black", label="reference data (no node trained on it)")  # fmt: skip
+    for name, start in genesis_own.items():
+        own = [start] + [r.own_losses.get(name, float("nan")) for r in reports]
+        axes.plot(xs, own, linestyle="--", marker=".", alpha=0.7, label=f"{name}'s held-out data")
+    axes.set_xlabel("round (0 = genesis)")
+    axes.set_ylabel("held-out loss")
+    axes.set_xticks(xs)
+    axes.set_title("flare-node demo: held-out loss of the global model")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -27,7 +27,7 @@ class Cohort:
 
     loops: Sequence[NodeLoop]
     now: Callable[[], int]
-    advance: Callable[[int], None]
+    advance: Callable[[int], object]
     on_step: StepHook | None = None
     max_passes: int = 100_000
 

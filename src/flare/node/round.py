@@ -295,6 +295,7 @@ class NodeLoop:
                 receipt = self.ledger.close_round(r)
         except NotClosableError:
             return Acted("close", {"round": r, "closed_by": "another node"})
+        self.state.put(r, "close", {"gas": receipt.gas_used})
         return Acted("close", {"round": r, "gas": receipt.gas_used})
 
     # ---------------------------------------------------------------- helpers

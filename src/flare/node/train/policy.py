@@ -39,10 +39,17 @@ MANIFEST = "flare.json"
 _CHECKPOINT = "flare checkpoint (a directory with flare.json)"
 
 # SmolVLAConfig fields per preset. "smolvla" is LeRobot's default (50-step chunks, 16 VLM
-# layers); "tiny" shortens the chunk and raises the learning rate so a CPU learns in seconds.
+# layers); "tiny" shortens the chunk and raises the learning rate so a CPU learns in seconds,
+# and keeps the decay floor at a tenth of the peak (SmolVLA's 2.5e-6 is 1/1200 of 3e-3: late
+# federated rounds would barely move).
 PRESETS: dict[str, dict[str, Any]] = {
     "smolvla": {},
-    "tiny": {"chunk_size": 10, "n_action_steps": 10, "optimizer_lr": 3e-3},
+    "tiny": {
+        "chunk_size": 10,
+        "n_action_steps": 10,
+        "optimizer_lr": 3e-3,
+        "scheduler_decay_lr": 3e-4,
+    },
 }
 
 
