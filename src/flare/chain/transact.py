@@ -29,6 +29,7 @@ from web3.types import TxParams
 from flare.chain.connect import endpoint_of, is_embedded, rpc_errors
 from flare.chain.reverts import RevertDecoder
 from flare.protocol.errors import ConfigError, FlareError, UnavailableError
+from flare.protocol.ledger_errors import RevertedError
 
 T = TypeVar("T")
 
@@ -48,8 +49,15 @@ class TransactionRejectedError(RequestRejectedError):
     """The node refused the transaction (funds, nonce, fee) before it was mined."""
 
 
-class TransactionRevertedError(FlareError, RuntimeError):
-    """The transaction was mined but failed, and replaying it gave no reason."""
+class TransactionRevertedError(RevertedError):
+    """The transaction was mined but failed, and replaying it gave no reason.
+
+    A contract refusal like any other (a `ContractError`): usually a race with another
+    transaction in the same block, so a caller re-reads the state rather than giving up.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(error_name="TransactionReverted", message=message, hint=hint)
 
 
 class ReceiptTimeoutError(UnavailableError):

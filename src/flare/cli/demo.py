@@ -352,7 +352,14 @@ def _narrate(
             f"update {d['cid'][:16]}… {d['bytes'] / 1024:.0f} KiB"
         )
     elif what == "submit":
-        line = f"registered its update{gas}"
+        if "gas" in d:
+            line = f"registered its update{gas}"
+        elif d.get("recovered"):
+            line = "found its update registered on-chain"
+        else:
+            line = (
+                f"did not register an update: {d.get('skipped') or d.get('missed') or 'conflict'}"
+            )
     elif what == "review":
         left = ", ".join(f"{names.get(n, n)} ({why})" for n, why in d["rejected"]) or "none"
         verdict = "passes" if d["accepted"] else "fails"

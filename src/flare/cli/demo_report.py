@@ -84,8 +84,12 @@ def collect(
     committee = [names.get(seat.holder, seat.holder) for seat in ledger.seats(r)]
     records = {view.name: {step: o for _, step, o in view.state.outcomes(r)} for view in views}
     reviews = [steps["review"] for steps in records.values() if "review" in steps]
-    # The review whose model the chain finalized, else any: every honest member's is the same.
-    chosen = next((rv for rv in reviews if rv["model"] == model), reviews[0] if reviews else None)
+    # Who is in and out is the finalized model's (every honest member computed the same); a
+    # failed round aggregated nothing, so only its rejections are shown.
+    finalized = phase is Phase.FINALIZED
+    chosen = next((rv for rv in reviews if rv["model"] == model), None) if finalized else None
+    if not finalized and reviews:
+        chosen = {"included": [], "rejected": reviews[0]["rejected"]}
     included = [names.get(n, n) for n in chosen["included"]] if chosen else []
     rejected = (
         [{"node": names.get(n, n), "reason": why} for n, why in chosen["rejected"]]
@@ -100,7 +104,9 @@ def collect(
     nodes = []
     for view in views:
         steps = records[view.name]
-        trained = steps.get("train", {})
+        submitted = steps.get("submit", {})
+        sent = "gas" in submitted or submitted.get("recovered") is True
+        trained = steps.get("train", {}) if sent else {}
         gas = {
             step: int(steps[step]["gas"]) for step in STEPS_WITH_GAS if "gas" in steps.get(step, {})
         }
@@ -117,7 +123,8 @@ def collect(
                 "outcome": (
                     "included" if view.name in included
                     else f"left out: {left_out[view.name]}" if view.name in left_out
-                    else "no update" if not trained else "not aggregated"
+                    else "no update registered" if not trained
+                    else "round failed" if not finalized else "not aggregated"
                 ),
                 "vote": None if vote is None else {
                     "approve": vote.get("approve"), "reason": vote.get("reason"),

@@ -27,7 +27,7 @@ from typing import Any
 from flare.protocol.bundle import size_bound
 from flare.protocol.cid import decode_cid, encode_cid
 from flare.protocol.committee import NotEnoughUpdatesError, Submission, next_model
-from flare.protocol.errors import FlareError
+from flare.protocol.errors import FlareError, UnavailableError
 from flare.protocol.events import UpdateSubmitted
 from flare.protocol.model import GlobalModel, read_model
 from flare.protocol.modelspec import MAX_RANK
@@ -125,7 +125,9 @@ def compute(
     def fetch(event: UpdateSubmitted) -> Submission:
         try:
             data = store.get(encode_cid(event.cid), max_bytes=limit)
-        except FlareError as error:  # unfetchable, too large, or not its CID's bytes
+        except UnavailableError:
+            raise  # the store is down, not the update bad: compute again once it is back
+        except FlareError as error:  # not found, too large, or not its CID's bytes
             return Submission(event.node, event.cid, event.num_samples, None, error.message)
         return Submission(event.node, event.cid, event.num_samples, data)
 

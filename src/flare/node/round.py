@@ -25,7 +25,7 @@ from flare.node.review import Computed, Hold, Propose, Situation, compute, decid
 from flare.node.state import NodeState, StateStoreError
 from flare.protocol import sortition, vrf
 from flare.protocol.cid import decode_cid, encode_cid
-from flare.protocol.errors import UnavailableError
+from flare.protocol.errors import ConfigError, FlareError, UnavailableError
 from flare.protocol.events import AggregateProposed, ChainEvent, SeatClaimed, UpdateSubmitted
 from flare.protocol.ledger import ContractError, NotClosableError
 from flare.protocol.model import GlobalModel, read_model
@@ -145,6 +145,16 @@ class NodeLoop:
             return Wait(None, "rounds have not started")
         info = self.ledger.get_round(r)
 
+        # A crash between sending an update and recording it, noticed once its round moved on:
+        # settle it from the chain first, so the trainer's carried state is the right one.
+        trained = self.state.latest("train")
+        if (
+            trained is not None
+            and not self.state.done(trained, "submit")
+            and (trained != r or info.phase is not Phase.TRAINING)
+        ):
+            return self._settle(trained)
+
         # --- ADOPT --- the round's base model, fetched, verified and pinned before any use
         if not self.state.done(r, "adopt"):
             return self._adopt(r)
@@ -161,7 +171,7 @@ class NodeLoop:
                 return self._train(r, info)
             # --- SUBMIT --- register the pinned update's CID
             if not self.state.done(r, "submit"):
-                return self._submit(r, self._recorded(r, "train"))
+                return self._submit(r, self._recorded(r, "train"), info)
             return Wait(info.review_start, "training: waiting for the others")
 
         if info.phase is Phase.REVIEW:
@@ -200,9 +210,16 @@ class NodeLoop:
         )
         outcome: dict[str, Any] = {"claimed": False, "rank": decision.rank}
         if decision.claim:
-            with self.state.step(r, "claim"):
-                receipt = self.ledger.claim_seat(r, proof, self.identity.bls_key)
-            outcome |= {"claimed": True, "gas": receipt.gas_used}
+            try:
+                with self.state.step(r, "claim"):
+                    receipt = self.ledger.claim_seat(r, proof, self.identity.bls_key)
+            except ContractError as error:
+                # A seat taken meanwhile, or a key the contract does not accept: either way
+                # the node trains and submits without a seat rather than retrying forever.
+                self.log(f"round {r}: no seat, the contract refused the claim: {error.message}")
+                outcome |= {"reason": f"refused: {error.message}"}
+            else:
+                outcome |= {"claimed": True, "gas": receipt.gas_used}
         else:
             outcome["reason"] = decision.reason
         self.state.put(r, "claim", outcome)
@@ -221,23 +238,43 @@ class NodeLoop:
         self.state.put(r, "train", outcome)
         return Acted("train", {"round": r, **outcome})
 
-    def _submit(self, r: int, trained: dict[str, Any]) -> Acted:
+    def _submit(self, r: int, trained: dict[str, Any], info: RoundInfo) -> Acted:
+        if any(self.ledger.update_of(r, self.address)):  # it reached the chain before a crash
+            return self._settle(r)
+        if trained["num_samples"] > info.max_samples:
+            reason = (
+                f"the update was trained on {trained['num_samples']} samples; the deployment "
+                f"registers at most {info.max_samples}"
+            )
+            self.log(f"round {r}: not submitted: {reason} (train fewer steps or smaller batches)")
+            self.state.put(r, "submit", {"skipped": reason})
+            return Acted("submit", {"round": r, "skipped": reason})
         cid = decode_cid(trained["cid"])
-        registered = self.ledger.update_of(r, self.address)
-        if any(registered):  # it reached the chain before a crash, or someone else's did
-            mine = registered == keccak(cid)
-            if mine:
-                self.trainer.commit(r)
-            outcome = {"recovered": mine, "conflict": not mine}
-            self.state.put(r, "submit", outcome)
-            if not mine:
-                self.log(f"round {r}: the chain holds another update for this node than ours")
-            return Acted("submit", {"round": r, **outcome})
         with self.state.step(r, "submit"):
             receipt = self.ledger.submit_update(r, cid, trained["num_samples"])
         self.trainer.commit(r)  # the update is registered: its state is the next round's start
         self.state.put(r, "submit", {"gas": receipt.gas_used, "tx": "0x" + receipt.tx_hash.hex()})
         return Acted("submit", {"round": r, "cid": trained["cid"], "gas": receipt.gas_used})
+
+    def _settle(self, r: int) -> Acted:
+        """Record what became of round `r`'s trained update, from the chain.
+
+        Ours on-chain: the trainer's pending state becomes the next round's start (commit is
+        idempotent). Another one: a conflict, for the operator. None, and the round has moved
+        on: the update was never registered, and the trainer keeps its last committed state.
+        """
+        cid = decode_cid(self._recorded(r, "train")["cid"])
+        registered = self.ledger.update_of(r, self.address)
+        if registered == keccak(cid):
+            self.trainer.commit(r)
+            outcome: dict[str, Any] = {"recovered": True, "conflict": False}
+        elif any(registered):
+            self.log(f"round {r}: the chain holds another update for this node than ours")
+            outcome = {"recovered": False, "conflict": True}
+        else:
+            outcome = {"missed": "training closed before the update was registered"}
+        self.state.put(r, "submit", outcome)
+        return Acted("submit", {"round": r, **outcome})
 
     def _review(self, r: int, info: RoundInfo) -> Acted | Wait:
         recorded = self.state.get(r, "review")
@@ -335,19 +372,24 @@ def run(
 ) -> None:
     """Step `loop` until `should_stop()`: act, or sleep until there may be something to do.
 
-    An unreachable chain or store is retried with exponential backoff (1, 2, 4, ... seconds,
-    at most `max_backoff`), and the loop resumes where it was: nothing was recorded for a step
-    that did not complete.
+    An unreachable chain or store, a transaction the node refused, content not found: each is
+    logged with its hint and retried with exponential backoff (1, 2, 4, ... seconds, at most
+    `max_backoff`), and the loop resumes where it was, since nothing was recorded for a step
+    that did not complete. A `ConfigError` (the node's own keys, state or settings) stops it.
     """
     failures = 0
     while not should_stop():
         try:
             result = loop.step()
             now = loop.ledger.timestamp() if isinstance(result, Wait) else 0
-        except UnavailableError as error:
+        except ConfigError:
+            raise  # the node's own setup or state: the operator must act
+        except FlareError as error:  # unreachable, refused, content missing: all may pass
             failures += 1
             delay = min(max_backoff, 2.0 ** (failures - 1))
-            loop.log(f"unavailable ({error.message}); retrying in {delay:g}s")
+            kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
+            hint = f" ({error.hint})" if error.hint else ""
+            loop.log(f"{kind}: {error.message}{hint}; retrying in {delay:g}s")
             clock.sleep(delay)
             continue
         failures = 0

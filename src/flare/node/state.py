@@ -7,8 +7,10 @@ memory, so a restarted node picks up where it stopped. Two kinds of records:
   the gas a transaction used, the model it computed in review, ...). A step is done once its
   outcome is stored.
 - `txs`: the hash and nonce of every transaction a step signs, written before the transaction
-  is broadcast (`Web3Ledger(journal=state.journal)`), so after a crash the node can look a
-  transaction up rather than send a second one.
+  is broadcast (`Web3Ledger(journal=state.journal)`): after a crash the operator (and
+  `flare-node status`) can see what was signed and look it up. The loop itself decides from
+  the chain whether a step's effect landed; a step sent twice (a first send still pending) is
+  refused by the contract's once-per-round flags, at the cost of the second one's gas.
 
 SQLite in WAL mode with synchronous=FULL: each record is durable when the call returns, a crash
 leaves every record whole or absent, and readers (`flare-node status`) never block the loop.
@@ -107,6 +109,14 @@ class NodeState:
                 "INSERT OR REPLACE INTO steps (round, step, outcome, at) VALUES (?, ?, ?, ?)",
                 (round, step, json.dumps(outcome, sort_keys=True), time.time()),
             )
+
+    def latest(self, step: str) -> int | None:
+        """The last round in which `step` is recorded (None if never)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MAX(round) FROM steps WHERE step = ?", (step,)
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
 
     def outcomes(self, round: int | None = None) -> list[tuple[int, str, dict[str, Any]]]:
         """(round, step, outcome) in the order they were recorded, for one round or all."""

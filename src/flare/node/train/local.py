@@ -209,12 +209,13 @@ def train_local(
         if options.mu > 0:
             _add_proximal_gradient(weights, anchor, options.mu)
         torch.nn.utils.clip_grad_norm_(weights, optimizer_config.grad_clip_norm)
+        rate = optimizer.param_groups[0]["lr"]  # the rate this step applies
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
         losses.append(float(loss.item()))
         if on_step is not None:
-            on_step(StepReport(step, options.steps, losses[-1], optimizer.param_groups[0]["lr"]))
+            on_step(StepReport(step, options.steps, losses[-1], rate))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - began

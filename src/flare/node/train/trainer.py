@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flare.node.atomic import write_file_atomically
+from flare.node.atomic import fsync_directory, write_file_atomically
 from flare.node.compress import PowerSGDConfig, load_state, save_state
 from flare.node.federation import load_model, local_update
 from flare.node.train.dataset import DatasetSource, open_metadata, split_episodes
@@ -146,6 +146,7 @@ class LeRobotTrainer:
             pending = self._pending(round_number, name)
             if pending.exists():
                 pending.replace(self.state_dir / name)
+                fsync_directory(self.state_dir)  # the rename outlives a power cut
 
     def evaluate(self, model: GlobalModel) -> float:
         load_model(self.loaded, model)

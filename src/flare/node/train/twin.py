@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from flare.node.atomic import write_file_atomically
+from flare.node.atomic import fsync_directory, write_file_atomically
 from flare.protocol.bundle import BundleMeta, size_bound, write_bundle
 from flare.protocol.model import GlobalModel
 from flare.protocol.modelspec import MAX_RANK, ModelSpec
@@ -120,6 +120,7 @@ class TwinTrainer:
         pending = self.state_dir / f"pending-{round_number}.npz"
         if pending.exists():
             pending.replace(self.state_dir / "current.npz")
+            fsync_directory(self.state_dir)
         write_file_atomically(
             self.state_dir / "committed.json", json.dumps({"round": round_number}).encode()
         )

@@ -72,7 +72,7 @@ class Federation:
     snapshot: list[Any] = field(default_factory=list)
 
     def reset(self) -> None:
-        """Back to the snapshot, then open round 1 (a fresh seed for every test).
+        """Back to the snapshot, then open round 1 (the same seed every time: reproducible).
 
         eth-tester executes with prevrandao 0 but records a random mixHash, and replays blocks
         with it when it reverts: a snapshot after `start()` would not replay to the same state.
@@ -90,6 +90,7 @@ class Federation:
         store: BlobStore | None = None,
         ledger: Any = None,
         log: list[str] | None = None,
+        bls_secret: bytes | None = None,
     ) -> NodeLoop:
         state = NodeState(home / "state")
         chain = ledger or Web3Ledger(
@@ -100,7 +101,7 @@ class Federation:
             chain,
             store or self.store,
             trainer,
-            Identity(member.address, member.secret),
+            Identity(member.address, bls_secret or member.secret),
             state,
             from_block=self.block,
             log=None if log is None else log.append,
@@ -163,6 +164,16 @@ def build(root: Path) -> Federation:
     federation = Federation(w3, record.address, record.block, owner, store, genesis, members)
     federation.snapshot.append(w3.provider.ethereum_tester.take_snapshot())  # type: ignore[attr-defined]
     return federation
+
+
+class Proxy:
+    """Passes every call to `inner` except the ones a subclass overrides."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def acted(

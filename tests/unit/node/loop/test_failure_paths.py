@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_harness import Federation, acted
+from loop_harness import Federation, Proxy, acted, member_secret
 
 from flare.node.review import deadlines
 from flare.node.round import Acted, NodeLoop, Wait, run
@@ -20,19 +20,9 @@ from flare.protocol.cid import decode_cid
 from flare.protocol.errors import UnavailableError
 from flare.protocol.events import AggregateProposed, RoundFinalized, UpdateSubmitted, VoteCast
 from flare.protocol.rounds import Phase
-from flare.protocol.store import BlockNotFoundError
+from flare.protocol.store import BlockNotFoundError, StoreUnavailableError
 
 Trace = list[tuple[int, Acted | Wait]]
-
-
-class Proxy:
-    """Passes every call to `inner` except the ones a subclass overrides."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def designated(federation: Federation, r: int) -> str:
@@ -165,16 +155,17 @@ def test_a_member_whose_computation_differs_votes_against_the_proposal(
 def test_the_loop_retries_a_refusing_chain_with_backoff_and_resumes(
     federation: Federation, tmp_path: Path
 ) -> None:
-    """The RPC endpoint fails three times, the first time the update is sent."""
+    """The RPC endpoint refuses twice; the third send gets through but its receipt times out."""
 
     class Flaky(Proxy):
-        failures = 3
+        calls = 0
 
         def submit_update(self, *args: Any) -> Any:
-            if Flaky.failures:
-                Flaky.failures -= 1
+            Flaky.calls += 1
+            if Flaky.calls < 3:
                 raise UnavailableError("connection refused by the RPC endpoint")
-            return self._inner.submit_update(*args)
+            self._inner.submit_update(*args)
+            raise UnavailableError("the transaction was sent but not mined in time")
 
     class Clock:
         def __init__(self) -> None:
@@ -191,6 +182,57 @@ def test_the_loop_retries_a_refusing_chain_with_backoff_and_resumes(
     run(loop, clock, should_stop=lambda: loop.state.done(1, "submit"), poll_seconds=5)
 
     assert clock.slept == [1, 2, 4]
+    # The update that did get through is recognised on-chain, not sent a second time.
+    assert loop.state.get(1, "submit") == {"recovered": True, "conflict": False}
     mine = [e for e in events(federation, UpdateSubmitted) if e.node == member.address]
     assert [e.cid for e in mine] == [decode_cid(loop.state.get(1, "train")["cid"])]
     assert len(loop.state.txs(1, "submit")) == 1
+    assert loop.trainer.committed_round() == 1
+
+
+def test_a_refused_seat_claim_does_not_stop_the_node_from_training(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """A BLS key other than the registered one: the contract refuses the claim, once."""
+    member = federation.members[0]
+    log: list[str] = []
+    loop = federation.loop(member, tmp_path / "node", bls_secret=member_secret(99), log=log)
+
+    federation.cohort([loop]).run_until(lambda: loop.state.done(1, "submit"))
+
+    claim = loop.state.get(1, "claim")
+    assert claim["claimed"] is False
+    assert claim["reason"].startswith("refused: ")
+    assert "WrongBlsKey" in claim["reason"]
+    assert any("refused the claim" in line for line in log)
+    assert "gas" in loop.state.get(1, "submit")
+    assert not federation.owner.is_seat_holder(1, member.address)
+
+
+def test_a_store_outage_in_review_is_retried_not_taken_for_bad_updates(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """While the store is down the member records no review; once back, it includes all."""
+
+    class Down(Proxy):
+        def get(self, cid: str, **kwargs: Any) -> bytes:
+            if decode_cid(cid) in updates:
+                raise StoreUnavailableError("127.0.0.1:5001", 3, "connection refused")
+            return self._inner.get(cid, **kwargs)
+
+    loops = [federation.loop(m, tmp_path / f"node-{m.index}") for m in federation.members]
+    to_review(federation, loops)
+    updates = {e.cid for e in events(federation, UpdateSubmitted)}
+    holder = next(loop for loop in loops if loop.address == designated(federation, 1))
+    store = holder.store
+    holder.store = Down(store)
+
+    with pytest.raises(UnavailableError):
+        holder.step()
+    assert not holder.state.done(1, "review")
+
+    holder.store = store
+    result = holder.step()
+    assert isinstance(result, Acted)
+    assert result.what == "review"
+    assert sorted(result.details["included"]) == sorted(m.address for m in federation.members)

@@ -1,8 +1,9 @@
 """A restarted node re-checks the chain: what it sent before the crash counts once, never twice.
 
-Each test runs a loop to a point, then removes the record of the step it just did from the
-state database (as a crash between the transaction and the record would leave it), and starts
-a fresh loop on the same node home. Proving this under SIGKILL is the multi-process suite's.
+Each test runs a loop to a point and kills it there (a ledger that dies right after or before
+sending), or removes the record of the step it just did from the state database (as a crash
+between the transaction and the record would leave it), then starts a fresh loop on the same
+node home. Proving this under SIGKILL is the multi-process suite's.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from loop_harness import Federation
+import pytest
+from loop_harness import Federation, Proxy
 from web3.exceptions import TransactionNotFound
 
+from flare.chain.devchain import advance_time
 from flare.chain.ledger import Web3Ledger
 from flare.node.round import Acted, NodeLoop
 from flare.node.state import STATE_FILE
 from flare.protocol.events import SeatClaimed, UpdateSubmitted, VoteCast
+from flare.protocol.rounds import Phase
 
 
 def forget(home: Path, r: int, step: str) -> None:
@@ -51,34 +56,96 @@ def restarted(federation: Federation, index: int, home: Path) -> NodeLoop:
     return loop
 
 
-def submitted_then_forgotten(federation: Federation, home: Path) -> NodeLoop:
-    """Member 0 trains and registers its round-1 update; then the record of it is lost."""
+class Crash(BaseException):
+    """The process dying at a given point (not an Exception: nothing may catch it)."""
+
+
+class DiesAfterSending(Proxy):
+    """Sends the update, then the process dies before the loop can record it."""
+
+    def submit_update(self, *args: Any) -> Any:
+        self._inner.submit_update(*args)
+        raise Crash
+
+
+class DiesBeforeSending(Proxy):
+    def submit_update(self, *args: Any) -> Any:
+        raise Crash
+
+
+def crash_in_submit(federation: Federation, home: Path, proxy: type[Proxy]) -> NodeLoop:
+    """Member 0 trains, then dies sending its round-1 update; returns the dead loop."""
     loop = federation.loop(federation.members[0], home)
-    federation.cohort([loop]).run_until(lambda: loop.state.done(1, "submit"))
-    forget(home, 1, "submit")
+    loop.ledger = proxy(loop.ledger)
+    with pytest.raises(Crash):
+        federation.cohort([loop]).run_until(lambda: False)
+    assert loop.state.done(1, "train")
+    assert not loop.state.done(1, "submit")
+    assert loop.trainer.committed_round() is None  # its next state is still pending
     return loop
 
 
-def test_an_update_registered_before_the_crash_is_recognised_not_sent_again(
+def past_training(federation: Federation) -> None:
+    """Move the chain's clock past round 1's training window (one update: the round fails)."""
+    info = federation.owner.get_round(1)
+    advance_time(federation.w3, info.review_start - federation.owner.timestamp() + 1)
+    assert federation.owner.phase(1) is not Phase.TRAINING
+
+
+def test_an_update_sent_before_the_crash_is_recognised_not_sent_again(
     federation: Federation, tmp_path: Path
 ) -> None:
     member, home = federation.members[0], tmp_path / "node"
-    first = submitted_then_forgotten(federation, home)
+    crash_in_submit(federation, home, DiesAfterSending)
 
-    result = restarted(federation, 0, home).step()
+    loop = restarted(federation, 0, home)
+    result = loop.step()
 
     assert isinstance(result, Acted)
     assert result.what == "submit"
     assert result.details == {"round": 1, "recovered": True, "conflict": False}
     assert len(mine(federation, UpdateSubmitted, member.address)) == 1
-    assert first.trainer.committed_round() == 1  # its state is the next round's start
+    assert loop.trainer.committed_round() == 1  # its state is the next round's start
+
+
+def test_an_update_sent_before_a_crash_that_outlasts_training_is_still_settled(
+    federation: Federation, tmp_path: Path
+) -> None:
+    home = tmp_path / "node"
+    crash_in_submit(federation, home, DiesAfterSending)
+    past_training(federation)  # the node stays down until training has closed
+
+    loop = restarted(federation, 0, home)
+    result = loop.step()
+
+    assert isinstance(result, Acted)
+    assert result.details == {"round": 1, "recovered": True, "conflict": False}
+    assert loop.trainer.committed_round() == 1
+
+
+def test_an_update_never_sent_is_recorded_as_missed_and_its_state_not_carried(
+    federation: Federation, tmp_path: Path
+) -> None:
+    home = tmp_path / "node"
+    crash_in_submit(federation, home, DiesBeforeSending)
+    past_training(federation)
+
+    loop = restarted(federation, 0, home)
+    result = loop.step()
+
+    assert isinstance(result, Acted)
+    assert "missed" in result.details
+    assert loop.trainer.committed_round() is None
+    assert not mine(federation, UpdateSubmitted, federation.members[0].address)
 
 
 def test_a_different_update_on_chain_is_reported_as_a_conflict(
     federation: Federation, tmp_path: Path
 ) -> None:
     member, home = federation.members[0], tmp_path / "node"
-    submitted_then_forgotten(federation, home)
+    first = federation.loop(member, home)
+    federation.cohort([first]).run_until(lambda: first.state.done(1, "submit"))
+    forget(home, 1, "submit")
     rewrite(home, 1, "train", cid=federation.genesis)  # as if it had trained another update
     log: list[str] = []
 
