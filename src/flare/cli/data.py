@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flare.cli.common import JsonOption, emit_json, offline_hub, progress_bar
+
+if TYPE_CHECKING:
+    from flare.node.train.synth import SynthOptions, SynthSummary
 
 app = typer.Typer(help="Write and inspect LeRobot datasets.", no_args_is_help=True)
 
@@ -19,6 +22,18 @@ class SkewKind(StrEnum):
     NONE = "none"
     TASKS = "tasks"
     REGION = "region"
+
+
+def record_synth(out: Path, options: SynthOptions, *, label: str, enabled: bool) -> SynthSummary:
+    """Write a synthetic dataset with a progress bar of the episodes recorded."""
+    import datasets
+
+    from flare.node.train.synth import write_synth_dataset
+
+    datasets.disable_progress_bars()  # again each time: LeRobot turns them back on after use
+    with progress_bar(label, options.episodes, enabled=enabled) as advance:
+        on_episode = None if advance is None else (lambda done: advance(done + 1, None))
+        return write_synth_dataset(out, options, on_episode=on_episode)
 
 
 @app.command("synth")
@@ -46,9 +61,7 @@ def synth(
     --skew with --node-index/--num-nodes gives each node of a federation different data.
     """
     offline_hub()
-    import datasets
-
-    from flare.node.train.synth import SynthOptions, write_synth_dataset
+    from flare.node.train.synth import SynthOptions
 
     options = SynthOptions(
         episodes=episodes,
@@ -62,10 +75,7 @@ def synth(
         num_nodes=num_nodes,
         use_videos=videos,
     )
-    datasets.disable_progress_bars()
-    with progress_bar("Recording episodes", episodes, enabled=not json_output) as advance:
-        on_episode = None if advance is None else (lambda done: advance(done + 1, None))
-        summary = write_synth_dataset(out, options, on_episode=on_episode)
+    summary = record_synth(out, options, label="Recording episodes", enabled=not json_output)
     if json_output:
         emit_json(
             {

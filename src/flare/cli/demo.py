@@ -14,6 +14,7 @@ of held-out loss per round on reference data no node trained on.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flare.cli.common import JsonOption, offline_hub, progress_bar
+from flare.cli.common import JsonOption, offline_hub
+from flare.cli.data import record_synth
 from flare.cli.demo_report import NodeView, RoundReport, collect, render_round, render_summary
 from flare.cli.train import training_progress
 
 if TYPE_CHECKING:
     from flare.node.round import Acted, NodeLoop, Wait
     from flare.node.train.dataset import DatasetSource
+    from flare.node.train.synth import SynthOptions
     from flare.node.train.trainer import LeRobotTrainer
     from flare.protocol.model import GlobalModel
     from flare.protocol.ports import Trained
@@ -238,6 +241,7 @@ def _run(
 
     reference_episodes = list(range(REFERENCE_EPISODES))
 
+    @functools.cache  # a round's base is the last round's result: evaluate each model once
     def reference_loss(cid: str) -> float:
         load_model(loaded, read_model(store.get(cid), spec))
         return evaluate(
@@ -253,6 +257,7 @@ def _run(
         on_step=lambda index, result: _narrate(say, views[index].name, result, names),
     )
 
+    @functools.cache
     def own_losses(cid: str) -> dict[str, float]:
         """Each node's loss on its own held-out episodes: how the model does for each stripe."""
         model = read_model(store.get(cid), spec)
@@ -260,6 +265,7 @@ def _run(
             view.name: loop.trainer.evaluate(model) for view, loop in zip(views, loops, strict=True)
         }
 
+    (run / "rounds").mkdir()
     reports: list[RoundReport] = []
     genesis_loss = reference_loss(genesis)
     genesis_own = own_losses(genesis)
@@ -274,11 +280,9 @@ def _run(
         report.own_losses = own_losses(after)
         reports.append(report)
         say(render_round(report))
-        (run / "rounds").mkdir(exist_ok=True)
         (run / "rounds" / f"round-{r}.json").write_text(json.dumps(report.to_json(), indent=2))
 
     wall = time.perf_counter() - began
-    final = encode_cid(owner.base_model(rounds + 1))
     plot = _plot(run / "held_out_loss.png", genesis_loss, genesis_own, reports)
     summary = {
         "run_dir": str(run),
@@ -287,7 +291,7 @@ def _run(
         "genesis_model": genesis,
         "review_policy": policy_cid,
         "model_spec": "0x" + spec.hash.hex(),
-        "final_model": final,
+        "final_model": reports[-1].model,
         "genesis_held_out_loss": genesis_loss,
         "rounds": [report.summary() for report in reports],
         "plot": str(plot),
@@ -310,18 +314,11 @@ def _past(ledger: Any, r: int) -> Callable[[], bool]:
     return lambda: int(ledger.current_round()) > r
 
 
-def _synth(root: Path, options: Any, label: str, quiet: bool) -> DatasetSource:
-    """A synthetic SO-100 dataset at `root`, written once with a progress bar."""
-    import datasets
-
+def _synth(root: Path, options: SynthOptions, label: str, quiet: bool) -> DatasetSource:
+    """A synthetic SO-100 dataset written at `root`, with a progress bar."""
     from flare.node.train.dataset import DatasetSource
-    from flare.node.train.synth import write_synth_dataset
 
-    if not (root / "meta" / "info.json").is_file():
-        datasets.disable_progress_bars()  # again: LeRobot turns them back on after its own use
-        with progress_bar(label, options.episodes, enabled=not quiet) as advance:
-            on_episode = None if advance is None else (lambda done: advance(done + 1, None))
-            write_synth_dataset(root, options, on_episode=on_episode)
+    record_synth(root, options, label=label, enabled=not quiet)
     return DatasetSource(root)
 
 

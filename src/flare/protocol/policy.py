@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,15 @@ def read_policy(data: bytes) -> ReviewPolicy:
     return policy
 
 
+def _known(value: Any, known: Collection[str], what: str) -> str:
+    """`value` if it names one of `known` (a newer node's name is refused, not guessed)."""
+    if value not in known:
+        raise PolicyError(
+            f"{what} {value!r} is not one this node knows", hint=f"use one of {', '.join(known)}"
+        )
+    return str(value)
+
+
 def _parse(document: dict[str, Any]) -> ReviewPolicy:
     _exact_keys(
         document,
@@ -172,30 +182,17 @@ def _parse(document: dict[str, Any]) -> ReviewPolicy:
         "the policy",
     )
     aggregation = _object(document["aggregation"], "aggregation")
-    name = aggregation.get("rule")
-    if name not in _RULE_PARAMS:
-        raise PolicyError(
-            f"aggregation rule {name!r} is not one this node knows",
-            hint=f"use one of {', '.join(_RULE_PARAMS)}",
-        )
+    name = _known(aggregation.get("rule"), _RULE_PARAMS, "aggregation rule")
     _exact_keys(aggregation, {"rule", *_RULE_PARAMS[name]}, f"aggregation {name}")
     params: dict[str, Any] = {}
     for param in _RULE_PARAMS[name]:
         value = aggregation[param]
         params[param] = _number(value, param) if param == "clip_norm" else _integer(value, param)
     optimizer = _object(document["server_optimizer"], "server_optimizer")
-    if optimizer.get("name") not in _SERVER_OPTIMIZERS:
-        raise PolicyError(
-            f"server optimizer {optimizer.get('name')!r} is not one this node knows",
-            hint=f"use one of {', '.join(_SERVER_OPTIMIZERS)}",
-        )
+    _known(optimizer.get("name"), _SERVER_OPTIMIZERS, "server optimizer")
     _exact_keys(optimizer, {"name", "learning_rate"}, "server_optimizer")
     acceptance = _object(document["acceptance"], "acceptance")
-    if acceptance.get("rule") not in _ACCEPTANCE_RULES:
-        raise PolicyError(
-            f"acceptance rule {acceptance.get('rule')!r} is not one this node knows",
-            hint=f"use one of {', '.join(_ACCEPTANCE_RULES)}",
-        )
+    _known(acceptance.get("rule"), _ACCEPTANCE_RULES, "acceptance rule")
     _exact_keys(acceptance, {"rule", "max_loss_increase"}, "acceptance")
     return ReviewPolicy(
         rule=Rule(name, **params),
