@@ -8,7 +8,7 @@ a FlareRounds before anything is sent to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eth_abi.exceptions import DecodingError
@@ -37,6 +37,9 @@ from flare.protocol.rounds import (
     address_bytes,
 )
 
+FINALIZING_VOTE_GAS = 250_000
+"""Gas limit floor of a vote: the finalizing vote takes ~182k (bench/gas.py), with headroom."""
+
 
 class NoContractError(ConfigError):
     """Nothing is deployed at the address on this chain."""
@@ -63,7 +66,11 @@ def checksum(address: str) -> ChecksumAddress:
 
 
 class Web3Ledger:
-    """FlareRounds at `address`, sending from `private_key` (None: read-only)."""
+    """FlareRounds at `address`, sending from `private_key` (None: read-only).
+
+    The keywords after `artifact` go to the `Transactor`: `journal` (a `TxJournal` such as the
+    node's state), `confirmations`, `receipt_timeout` and the `after_broadcast` hook.
+    """
 
     def __init__(
         self,
@@ -73,7 +80,10 @@ class Web3Ledger:
         private_key: bytes | None = None,
         *,
         poll_latency: float = 0.005,
+        receipt_timeout: float = 120.0,
         journal: Journal | None = None,
+        confirmations: int = 0,
+        after_broadcast: Callable[[bytes], None] | None = None,
     ) -> None:
         self.w3 = w3
         self.artifact = artifact if artifact is not None else load_artifact()
@@ -88,7 +98,10 @@ class Web3Ledger:
             RevertDecoder(self.artifact.abi),
             private_key,
             poll_latency=poll_latency,
+            receipt_timeout=receipt_timeout,
             journal=journal,
+            confirmations=confirmations,
+            after_broadcast=after_broadcast,
         )
         self._decoder = EventDecoder(self.artifact.abi, self._address)
         self._chain_id = self._tx.call(lambda: int(w3.eth.chain_id))
@@ -126,8 +139,8 @@ class Web3Ledger:
 
     # ---------------------------------------------------------------- transactions
 
-    def _send(self, fn: ContractFunction) -> TxReceipt:
-        receipt = self._tx.send(fn)
+    def _send(self, fn: ContractFunction, *, min_gas: int = 0) -> TxReceipt:
+        receipt = self._tx.send(fn, min_gas=min_gas)
         return TxReceipt(
             tx_hash=bytes(receipt["transactionHash"]),
             block=int(receipt["blockNumber"]),
@@ -167,7 +180,12 @@ class Web3Ledger:
         )
 
     def vote(self, round: int, proposal_id: int, approve: bool) -> TxReceipt:
-        return self._send(self._contract.functions.vote(round, proposal_id, approve))
+        # Estimated while another vote may still be in flight: if that one lands first, this
+        # vote is the one that finalizes the round and opens the next (about 182k gas, where an
+        # ordinary vote takes 47k). Unused gas is not charged, so the limit covers that case.
+        return self._send(
+            self._contract.functions.vote(round, proposal_id, approve), min_gas=FINALIZING_VOTE_GAS
+        )
 
     def close_round(self, round: int) -> TxReceipt:
         return self._send(self._contract.functions.closeRound(round))
@@ -306,7 +324,10 @@ def open_ledger(
     artifact: Artifact | None = None,
     private_key: bytes | None = None,
     poll_latency: float = 0.005,
+    receipt_timeout: float = 120.0,
     journal: Journal | None = None,
+    confirmations: int = 0,
+    after_broadcast: Callable[[bytes], None] | None = None,
 ) -> Web3Ledger:
     """A ledger for `address`, after checking a FlareRounds answers there.
 
@@ -314,14 +335,23 @@ def open_ledger(
     answers FlareRounds' views (an older deployment), anything else is refused.
     """
     ledger = Web3Ledger(
-        w3, address, artifact, private_key, poll_latency=poll_latency, journal=journal
+        w3,
+        address,
+        artifact,
+        private_key,
+        poll_latency=poll_latency,
+        receipt_timeout=receipt_timeout,
+        journal=journal,
+        confirmations=confirmations,
+        after_broadcast=after_broadcast,
     )
     where = f"{ledger.address} on chain {ledger.chain_id} ({endpoint_of(w3)})"
     code = ledger._tx.call(lambda: bytes(w3.eth.get_code(ledger._address)))
     if not code:
         raise NoContractError(
             f"no contract at {where}",
-            hint="check --address/--deployment and --rpc: the deployment may be on another chain",
+            hint="check the contract address and the RPC endpoint (--address/--deployment and "
+            "--rpc, or a node config's [chain] table): the deployment may be on another chain",
         )
     if ledger.artifact.code_matches(code):
         return ledger

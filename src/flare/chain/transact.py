@@ -10,23 +10,38 @@ transaction runs once and only a failed one is replayed for its reason (its nonc
 which costs nothing on a dev chain). A request the
 node answers with a JSON-RPC error (insufficient funds, a stale nonce, a log query over its
 limits) becomes a `RequestRejectedError` carrying the node's own message.
+
+A node runs unattended, so the hazards of a real chain are handled here rather than left to
+mine later:
+
+- Nonces come from the account's *mined* count. An account has one sender that waits for each
+  receipt, so a transaction still pending when the next one is signed is stuck (its wait timed
+  out, or the process died): the new one takes its nonce and outbids it by 12.5% (the usual
+  replacement rule), found through the journal, so the stuck one can never land late.
+- A transaction the node forgets (a reorg dropped it, or its pool evicted it) fails at once
+  with `TransactionDroppedError` instead of waiting out the receipt timeout; with
+  `confirmations`, a receipt counts only once that many blocks are on top of it, and is
+  re-read then, following the transaction if a reorg moved it.
+- Once a transaction is signed, a lost connection is a `TransactionInDoubtError` that names it:
+  it may have been sent, and the caller checks the chain before sending it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed
 from eth_utils.exceptions import ValidationError as EvmValidationError
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams
 
-from flare.chain.connect import endpoint_of, is_embedded, rpc_errors
+from flare.chain.connect import RpcUnavailableError, endpoint_of, is_embedded, rpc_errors
 from flare.chain.reverts import RevertDecoder
 from flare.protocol.errors import ConfigError, FlareError, UnavailableError
 from flare.protocol.ledger_errors import RevertedError
@@ -35,6 +50,9 @@ T = TypeVar("T")
 
 GAS_MARGIN = 1.25  # headroom over the estimate: estimates are taken on the state before mining
 EMBEDDED_GAS_LIMIT = 12_000_000  # above a FlareRounds deployment, below the block gas limit
+# A replacement must outbid the pending transaction at its nonce: geth and most nodes want
+# 10% more on both the fee cap and the tip; 12.5% (1/8) clears that with integer rounding.
+REPLACEMENT_BUMP_DIVISOR = 8
 
 
 class ReadOnlyLedgerError(ConfigError):
@@ -61,18 +79,117 @@ class TransactionRevertedError(RevertedError):
 
 
 class ReceiptTimeoutError(UnavailableError):
-    """The transaction was sent but not mined in time."""
+    """The transaction was sent but not mined (or not confirmed) in time.
+
+    `tx_hash` names it: a later send from the account replaces it if it is still pending.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, tx_hash: bytes | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.tx_hash = tx_hash
 
 
-Journal = Callable[[bytes, int], None]
+class TransactionDroppedError(UnavailableError):
+    """The node knows the transaction no more: neither mined nor pending.
+
+    An `UnavailableError`, so the node loop retries the step later, after checking the chain:
+    the effect is absent, and the step is done again with a new transaction at the same nonce.
+    """
+
+    def __init__(self, url: str, tx_hash: bytes, nonce: int, *, after: str) -> None:
+        super().__init__(
+            f"transaction 0x{tx_hash.hex()} (nonce {nonce}) is gone from {url} {after}: "
+            "a reorg (or the node) dropped it",
+            hint="the node re-checks the chain and redoes the step",
+        )
+        self.url = url
+        self.tx_hash = tx_hash
+        self.nonce = nonce
+
+
+class TransactionInDoubtError(RpcUnavailableError):
+    """The endpoint failed after a transaction was signed: it may or may not have been sent.
+
+    Still an `RpcUnavailableError` (the endpoint is what failed), with the transaction named so
+    an operator can look it up; the loop checks the chain before it sends the step again.
+    """
+
+    def __init__(self, cause: RpcUnavailableError, tx_hash: bytes, nonce: int) -> None:
+        # Not RpcUnavailableError.__init__: the message is the cause's, extended.
+        UnavailableError.__init__(
+            self,
+            f"{cause.message}; transaction 0x{tx_hash.hex()} was signed (nonce {nonce}) and "
+            "may have been sent; the node checks the chain before sending it again",
+            hint=cause.hint,
+        )
+        self.url = cause.url
+        self.tx_hash = tx_hash
+        self.nonce = nonce
+
+
+@runtime_checkable
+class TxJournal(Protocol):
+    """The node's durable record of the transactions it signed (NodeState implements it).
+
+    `record` is called once a transaction is signed and before it is broadcast, so after a
+    crash the node can look the transaction up; `signed_at` finds the transactions signed at a
+    nonce, so a stuck one is outbid rather than left to mine late.
+    """
+
+    def record(self, tx_hash: bytes, nonce: int) -> None: ...
+
+    def signed_at(self, nonce: int) -> Sequence[bytes]: ...
+
+
+# The older form, a bare `journal(tx_hash, nonce)` callback, is still taken: it records only.
+JournalCallback = Callable[[bytes, int], None]
+Journal = TxJournal | JournalCallback
+
+
+class _Journals:
+    """The given journal (if any) plus this process's own memory of what it signed.
+
+    The memory covers senders without a durable journal (the CLI, deployments) for as long as
+    the process lives; the durable journal covers restarts.
+    """
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.durable: TxJournal | None = None
+        self._callback: JournalCallback | None = None
+        if isinstance(journal, TxJournal):
+            self.durable = journal
+        elif journal is not None:
+            self._callback = journal
+        self._memory: dict[int, list[bytes]] = {}
+
+    def record(self, tx_hash: bytes, nonce: int) -> None:
+        if self.durable is not None:
+            self.durable.record(tx_hash, nonce)
+        elif self._callback is not None:
+            self._callback(tx_hash, nonce)
+        for spent in [n for n in self._memory if n < nonce]:
+            del self._memory[spent]  # signed at the mined nonce: the lower ones are settled
+        hashes = self._memory.setdefault(nonce, [])
+        if tx_hash not in hashes:
+            hashes.append(tx_hash)
+
+    def signed_at(self, nonce: int) -> list[bytes]:
+        found = list(self.durable.signed_at(nonce)) if self.durable is not None else []
+        return found + [h for h in self._memory.get(nonce, []) if h not in found]
 
 
 class Transactor:
     """Sends contract calls from one account (or none: read-only) over one connection.
 
-    `journal(tx_hash, nonce)` is called once a transaction is signed and before it is
-    broadcast: a node records the hash durably there, so after a crash it can look the
-    transaction up instead of sending a second one.
+    `journal` records each transaction once it is signed and before it is broadcast (a
+    `TxJournal`, or a bare `journal(tx_hash, nonce)` callback), and finds the stuck ones to
+    outbid. `confirmations`: blocks on top of the receipt's block to wait for (0: the receipt
+    is enough, as on dev chains; the in-process chain never reorganizes and ignores it).
+    `after_broadcast(tx_hash)` runs once the node accepted the transaction and before the wait
+    for its receipt: a crash-test point, and where tests act on the chain deterministically.
+    `receipt_timeout` bounds the wait for the receipt, then again the wait for confirmations.
     """
 
     def __init__(
@@ -84,7 +201,14 @@ class Transactor:
         receipt_timeout: float = 120.0,
         poll_latency: float = 0.005,
         journal: Journal | None = None,
+        confirmations: int = 0,
+        after_broadcast: Callable[[bytes], None] | None = None,
     ) -> None:
+        if confirmations < 0:
+            raise ConfigError(
+                f"confirmations must be 0 or more, got {confirmations}",
+                hint="0 on dev chains; elsewhere the depth of the reorgs to ride out",
+            )
         self.w3 = w3
         self.url = endpoint_of(w3)
         self._decoder = decoder
@@ -92,7 +216,10 @@ class Transactor:
         self._receipt_timeout = receipt_timeout
         self._poll_latency = poll_latency
         self._embedded = is_embedded(self.url)
-        self.journal = journal
+        self._journals = _Journals(journal)
+        self.journal = self._journals.durable
+        self.confirmations = confirmations
+        self.after_broadcast = after_broadcast
 
     @property
     def address(self) -> str | None:
@@ -136,10 +263,12 @@ class Transactor:
         with self.guard():
             return read()
 
-    def send(self, build: Any) -> dict[str, Any]:
+    def send(self, build: Any, *, min_gas: int = 0) -> dict[str, Any]:
         """Send a prepared contract call or constructor (anything with `build_transaction`).
 
-        Returns the web3 receipt of the mined, successful transaction.
+        `min_gas` is a floor under the estimate, for a call whose cost depends on what lands
+        before it (a vote estimated as an ordinary one can become the finalizing one).
+        Returns the web3 receipt of the mined, successful (and confirmed) transaction.
         """
         if self._account is None:
             raise ReadOnlyLedgerError(
@@ -148,26 +277,55 @@ class Transactor:
             )
         sender = self._account.address
         with self.guard(sending=True):
-            nonce = self.w3.eth.get_transaction_count(sender, "pending")
+            # The mined count, not the pending one: whatever is pending from this account is
+            # stuck (see the module docstring) and is replaced at its nonce.
+            nonce = int(self.w3.eth.get_transaction_count(sender, "latest"))
             if self._embedded:
                 # py-evm estimates gas by a binary search of ~13 executions, and even one
                 # simulating call doubles the cost of a transaction that checks a BLS pairing
                 # (pure Python, ~0.85 s). So the in-process chain sends at a fixed limit with no
                 # simulation; a revert is mined with status 0 and its replay names the reason.
+                # It mines each transaction as it arrives: nothing is ever pending to outbid.
                 fixed = {"from": sender, "nonce": nonce, "gas": EMBEDDED_GAS_LIMIT}
                 tx = dict(build.build_transaction(fixed))
             else:
                 tx = dict(build.build_transaction({"from": sender, "nonce": nonce}))
-                tx["gas"] = int(tx["gas"] * GAS_MARGIN)
+                tx["gas"] = max(int(tx["gas"] * GAS_MARGIN), min_gas)
+                tx.update(outbid(tx, self._stuck_at(sender, nonce)))
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
-            if self.journal is not None:
-                self.journal(tx_hash, int(nonce))
-            self._broadcast(bytes(signed.raw_transaction), tx_hash)
-            receipt = self._wait(tx_hash)
+            self._journals.record(tx_hash, nonce)
+            with self._in_doubt(tx_hash, nonce):
+                self._broadcast(bytes(signed.raw_transaction), tx_hash)
+            if self.after_broadcast is not None:
+                self.after_broadcast(tx_hash)
+            with self._in_doubt(tx_hash, nonce):
+                receipt = self._wait(tx_hash, nonce)
         if int(receipt["status"]) != 1:
             self._explain_failure(tx, receipt)
         return receipt
+
+    def _stuck_at(self, sender: str, nonce: int) -> list[dict[str, Any]]:
+        """The transactions this account signed at `nonce` that the node still has pending."""
+        stuck = []
+        for tx_hash in self._journals.signed_at(nonce):
+            found = self._lookup(tx_hash)
+            if (
+                found is not None
+                and found.get("blockNumber") is None
+                and str(found.get("from", "")).lower() == sender.lower()
+            ):
+                stuck.append(found)
+        return stuck
+
+    @contextmanager
+    def _in_doubt(self, tx_hash: bytes, nonce: int) -> Iterator[None]:
+        """A transport failure from here on names the signed transaction."""
+        try:
+            with rpc_errors(self.url):
+                yield
+        except RpcUnavailableError as error:
+            raise TransactionInDoubtError(error, tx_hash, nonce) from error
 
     def _broadcast(self, raw: bytes, tx_hash: bytes) -> None:
         """Send once; the provider already retried transport failures with the same bytes."""
@@ -179,25 +337,80 @@ class Transactor:
             if not self._known(tx_hash):
                 raise
 
-    def _known(self, tx_hash: bytes) -> bool:
+    def _lookup(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The transaction as the node has it (mined or pending), or None if it does not."""
         try:
-            self.w3.eth.get_transaction(HexBytes(tx_hash))
+            return dict(self.w3.eth.get_transaction(HexBytes(tx_hash)))
         except TransactionNotFound:
-            return False
-        return True
+            return None
 
-    def _wait(self, tx_hash: bytes) -> dict[str, Any]:
+    def _known(self, tx_hash: bytes) -> bool:
+        return self._lookup(tx_hash) is not None
+
+    def _receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
         try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                HexBytes(tx_hash), timeout=self._receipt_timeout, poll_latency=self._poll_latency
-            )
-        except TimeExhausted as error:
-            raise ReceiptTimeoutError(
-                f"transaction 0x{tx_hash.hex()} was not mined within "
-                f"{self._receipt_timeout:.0f}s on {self.url}",
-                hint="it may still be mined: check it later before sending it again",
-            ) from error
-        return dict(receipt)
+            return dict(self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return None
+
+    def _wait(self, tx_hash: bytes, nonce: int) -> dict[str, Any]:
+        """The receipt, once mined and (with `confirmations`) confirmed."""
+        receipt = self._mined(tx_hash, nonce, time.monotonic() + self._receipt_timeout)
+        if self.confirmations == 0 or self._embedded:
+            return receipt
+        return self._confirmed(tx_hash, nonce, receipt)
+
+    def _mined(self, tx_hash: bytes, nonce: int, deadline: float) -> dict[str, Any]:
+        """Poll for the receipt; a transaction the node no longer knows fails at once."""
+        while True:
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            if not self._known(tx_hash):
+                raise TransactionDroppedError(self.url, tx_hash, nonce, after="before it was mined")
+            if time.monotonic() >= deadline:
+                raise ReceiptTimeoutError(
+                    f"transaction 0x{tx_hash.hex()} (nonce {nonce}) was not mined within "
+                    f"{self._receipt_timeout:g}s on {self.url}",
+                    hint="it may still be mined: the node checks the chain before sending the "
+                    "step again, and its next transaction replaces this one if still pending",
+                    tx_hash=tx_hash,
+                )
+            time.sleep(self._poll_latency)
+
+    def _confirmed(self, tx_hash: bytes, nonce: int, receipt: dict[str, Any]) -> dict[str, Any]:
+        """Wait until `confirmations` blocks are on top of the receipt's, then re-read it.
+
+        A reorg in between may have moved the transaction to another block (count again from
+        there), put it back in the pool (wait for it to be mined again) or dropped it.
+        """
+        deadline = time.monotonic() + self._receipt_timeout
+        while True:
+            target = int(receipt["blockNumber"]) + self.confirmations
+            while int(self.w3.eth.block_number) < target:
+                if time.monotonic() >= deadline:
+                    raise ReceiptTimeoutError(
+                        f"transaction 0x{tx_hash.hex()} (nonce {nonce}) was mined in block "
+                        f"{receipt['blockNumber']} but not confirmed by {self.confirmations} "
+                        f"more blocks within {self._receipt_timeout:g}s on {self.url}",
+                        hint="the chain is slow or stalled: the node checks the chain before "
+                        "sending the step again",
+                        tx_hash=tx_hash,
+                    )
+                time.sleep(self._poll_latency)
+            current = self._receipt(tx_hash)
+            if current is None:
+                if not self._known(tx_hash):
+                    raise TransactionDroppedError(
+                        self.url,
+                        tx_hash,
+                        nonce,
+                        after=f"after it was mined in block {receipt['blockNumber']}",
+                    )
+                current = self._mined(tx_hash, nonce, deadline)
+            elif current["blockHash"] == receipt["blockHash"]:
+                return current
+            receipt = current
 
     def _explain_failure(self, tx: dict[str, Any], receipt: dict[str, Any]) -> None:
         block = int(receipt["blockNumber"])
@@ -224,6 +437,33 @@ class Transactor:
         )
 
 
+def outbid(tx: dict[str, Any], stuck: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Fee fields for `tx` that replace every transaction in `stuck` (same nonce).
+
+    Each fee rises to at least 1/8 above the highest of the stuck ones (and by at least 1 wei),
+    never below what `tx` already offers. A legacy `gasPrice` counts as both fee cap and tip.
+    """
+    if not stuck:
+        return {}
+
+    def bump(value: int) -> int:
+        return value + max(1, -(-value // REPLACEMENT_BUMP_DIVISOR))
+
+    def highest(field: str) -> int:
+        return max(int(old.get(field, old.get("gasPrice", 0)) or 0) for old in stuck)
+
+    cap, tip = bump(highest("maxFeePerGas")), bump(highest("maxPriorityFeePerGas"))
+    if "maxFeePerGas" in tx:
+        new_tip = max(int(tx.get("maxPriorityFeePerGas", 0)), tip)
+        return {
+            "maxPriorityFeePerGas": new_tip,
+            "maxFeePerGas": max(int(tx["maxFeePerGas"]), cap, new_tip),
+        }
+    if "gasPrice" in tx:
+        return {"gasPrice": max(int(tx["gasPrice"]), cap, tip)}
+    return {}
+
+
 def _call_of(tx: dict[str, Any], *extra: str) -> TxParams:
     """The parts of a transaction an `eth_call` replays."""
     return cast(TxParams, {k: tx[k] for k in ("from", "to", "data", "value", *extra) if k in tx})
@@ -242,8 +482,18 @@ def _rejection_hint(message: str) -> str:
     lowered = message.lower()
     if "insufficient funds" in lowered or "cannot afford" in lowered:
         return "fund the sending account with the chain's native token"
+    if "replacement" in lowered:
+        # Transactions are signed at the mined nonce: this one met a pending transaction of
+        # the account that the journal does not know, with fees this one does not outbid.
+        return (
+            "another transaction from this account, not signed by this node, is pending at "
+            "the same nonce; wait until it is mined or dropped and retry"
+        )
     if "nonce" in lowered:
-        return "another transaction from this account is pending; wait for it and retry"
+        return (
+            "another transaction from this account was mined meanwhile (is the key used "
+            "elsewhere?); retry"
+        )
     if "fee" in lowered or "underpriced" in lowered:
         return "the fee was too low for this node; retry"
     return "check the account and the node's logs"

@@ -12,7 +12,22 @@ import typer
 from typer.core import TyperGroup
 
 from flare import __version__
-from flare.cli import contract, data, demo, init, keys, policy, store, train, vrf
+from flare.cli import (
+    configcmd,
+    contract,
+    data,
+    demo,
+    init,
+    keys,
+    model,
+    policy,
+    register,
+    run,
+    status,
+    store,
+    train,
+    vrf,
+)
 from flare.protocol.errors import FlareError
 
 
@@ -68,7 +83,12 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(vrf.app, name="vrf")
 app.add_typer(policy.app, name="policy")
 app.add_typer(data.app, name="data")
+app.add_typer(model.app, name="model")
+app.add_typer(configcmd.app, name="config")
 app.command("init")(init.init)
+app.command("register")(register.register)
+app.command("run")(run.run)
+app.command("status")(status.status)
 app.command("train")(train.train)
 app.command("demo")(demo.demo)
 

@@ -215,9 +215,7 @@ def _run(
         fund(w3, 0, address, 10**20)
         owner.allow(address)
         state = NodeState(home / "state")
-        ledger = Web3Ledger(
-            w3, record.address, private_key=keys.ethereum_key, journal=state.journal
-        )
+        ledger = Web3Ledger(w3, record.address, private_key=keys.ethereum_key, journal=state)
         possession = vrf.prove_possession(
             keys.bls_secret_key, chain_id, address_bytes(record.address), address_bytes(address)
         )
@@ -326,57 +324,11 @@ def _narrate(
     say: Callable[[str], None], name: str, result: Acted | Wait, names: dict[str, str]
 ) -> None:
     """One line per thing a node did; waiting is silent."""
+    from flare.cli.nodelog import describe
     from flare.node.round import Acted
 
-    if not isinstance(result, Acted):
-        return
-    d = result.details
-    gas = f" (gas {d['gas']:,})" if "gas" in d else ""
-    what = result.what
-    if what == "adopt":
-        line = f"adopted {d['model']}"
-    elif what == "claim":
-        if d.get("recovered"):
-            line = "found its seat claim on-chain"
-        elif d["claimed"]:
-            line = f"claimed a committee seat{gas}"
-        else:
-            line = f"no seat: {d['reason']}"
-    elif what == "train":
-        metrics = d["metrics"]
-        line = (
-            f"trained: loss {metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}, "
-            f"update {d['cid'][:16]}… {d['bytes'] / 1024:.0f} KiB"
-        )
-    elif what == "submit":
-        if "gas" in d:
-            line = f"registered its update{gas}"
-        elif d.get("recovered"):
-            line = "found its update registered on-chain"
-        else:
-            line = (
-                f"did not register an update: {d.get('skipped') or d.get('missed') or 'conflict'}"
-            )
-    elif what == "review":
-        left = ", ".join(f"{names.get(n, n)} ({why})" for n, why in d["rejected"]) or "none"
-        verdict = "passes" if d["accepted"] else "fails"
-        line = (
-            f"computed {d['model']} from {len(d['included'])} updates, left out: {left}; "
-            f"own held-out test {verdict}"
-            if d["model"]
-            else f"has nothing to propose: {d['reason']}"
-        )
-    elif what == "propose":
-        line = f"proposed {d['model']}{gas}"
-    elif what == "vote":
-        line = (
-            f"voted {'for' if d['approve'] else 'against'} proposal {d['proposal']}: {d['reason']}"
-        )
-    elif what == "close":
-        line = "closed the failed round" + gas
-    else:
-        line = what
-    say(f"  {name} {line}")
+    if isinstance(result, Acted):
+        say(f"  {name} {describe(result, names, short=True)}")
 
 
 def _plot(

@@ -52,7 +52,7 @@ def open_store(store: str, data_dir: Path | None, home: Path | None) -> BlobStor
         from flare.node.store.embedded import EmbeddedStore
 
         return EmbeddedStore(data_dir if data_dir is not None else resolve_home(home) / "store")
-    if store.startswith("ipfs://"):
+    if store.startswith(("ipfs://", "http://")):  # http:// as Kubo prints its API address
         parts = urlsplit(store)
         try:
             port = parts.port
@@ -60,7 +60,7 @@ def open_store(store: str, data_dir: Path | None, home: Path | None) -> BlobStor
             port = None
         if not parts.hostname or port is None or parts.path not in ("", "/"):
             raise ConfigError(
-                f"--store {store!r} is not ipfs://HOST:PORT",
+                f"--store {store!r} is not ipfs://HOST:PORT (or http://HOST:PORT)",
                 hint="name the daemon's RPC API, e.g. ipfs://127.0.0.1:5001",
             )
         from flare.node.store.ipfs import IpfsStore, api_multiaddr

@@ -16,7 +16,7 @@ a claim sent early is in before the last update can close training.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -34,6 +34,23 @@ from flare.protocol.rounds import Phase, RoundInfo, address_bytes
 from flare.protocol.store import BlobStore
 
 Log = Callable[[str], None]
+Checkpoint = Callable[[str], None]
+"""Called with a point's name (`CHECKPOINTS`) as the loop passes it: the crash tests' hook."""
+
+# Where a process can die with something half done; the SIGKILL tests kill a node at each.
+CHECKPOINTS = (
+    "train:trained",  # trained, before the update is pinned
+    "train:pinned",  # pinned, before the step is recorded
+    "submit:before-send",  # recorded, before the submit transaction is signed
+    "submit:sent",  # receipt in hand, before the step is recorded
+    "claim:sent",
+    "propose:sent",
+    "vote:before-send",  # reviewed and recorded, before the vote is signed
+    "vote:sent",
+)
+# How far back the event log re-reads on each refresh, so events of blocks a reorg replaced are
+# dropped and the new ones read: deeper reorgs are what `confirmations` guards against.
+REORG_WINDOW = 64
 
 
 class NodeStateError(StateStoreError):
@@ -42,10 +59,15 @@ class NodeStateError(StateStoreError):
 
 @dataclass(frozen=True)
 class Acted:
-    """A step that did something: `what` names it, `details` go to the log and metrics."""
+    """A step that did something: `what` names it, `details` go to the log and metrics.
+
+    `round` and `phase` say where the chain was when the step ran (None before rounds start).
+    """
 
     what: str
     details: dict[str, Any] = field(default_factory=dict)
+    round: int | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,20 @@ class Wait:
 
     until: int | None
     reason: str
+    round: int | None = None
+    phase: str | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What a node keeps pinned: the last `keep_globals` global models and the updates of the
+    last `keep_update_rounds` rounds. The current base and the live round's content are never
+    unpinned; `gc` runs the store's garbage collection after unpinning (an own store only).
+    """
+
+    keep_globals: int = 5
+    keep_update_rounds: int = 2
+    gc: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,18 +105,26 @@ class Identity:
 
 
 class EventLog:
-    """The contract's events from the deployment block on, fetched incrementally."""
+    """The contract's events from the deployment block on, fetched incrementally.
+
+    Each refresh reads the last `REORG_WINDOW` blocks again: a reorg that replaced them leaves
+    no stale event behind (a claim or proposal that vanished must be seen to have vanished).
+    """
 
     def __init__(self, ledger: NodeLedger, from_block: int) -> None:
         self._ledger = ledger
+        self._from = from_block
         self._next = from_block
         self.events: list[ChainEvent] = []
 
     def refresh(self) -> None:
         last = self._ledger.block_number()
-        if last >= self._next:
-            self.events.extend(self._ledger.events(self._next, last))
-            self._next = last + 1
+        start = max(self._from, min(self._next, last + 1) - REORG_WINDOW)
+        kept = [e for e in self.events if e.block < start]
+        if last >= start:
+            kept.extend(self._ledger.events(start, last))
+        self.events = kept
+        self._next = last + 1
 
     def updates(self, round_number: int) -> list[UpdateSubmitted]:
         """The round's registered updates, in the order the chain registered them."""
@@ -114,6 +158,9 @@ class NodeLoop:
         from_block: int = 0,
         log: Log | None = None,
         max_miss: float = sortition.DEFAULT_MISS_PROBABILITY,
+        retention: Retention | None = None,
+        checkpoint: Checkpoint | None = None,
+        last_round: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -123,7 +170,11 @@ class NodeLoop:
         self.log_events = EventLog(ledger, from_block)
         self.log = log or (lambda message: None)
         self._max_miss = max_miss
+        self.retention = retention
+        self.checkpoint = checkpoint or (lambda point: None)
+        self.last_round = last_round
         self._bases: dict[str, GlobalModel] = {}
+        self._where: tuple[int | None, str | None] = (None, None)
 
     @property
     def address(self) -> str:
@@ -131,19 +182,27 @@ class NodeLoop:
 
     def step(self) -> Acted | Wait:
         """Do the next thing this node owes the current round, or say what it waits for."""
+        self._where = (None, None)
         try:
-            return self._step()
+            result = self._step()
         except ContractError as error:
             # The chain moved between reading and sending (a round closed, a seat was taken):
             # nothing is recorded, so the next step derives what to do from the new state.
             self.log(f"the contract refused: {error.message}")
-            return Wait(None, f"refused: {error.error_name}")
+            result = Wait(None, f"refused: {error.error_name}")
+        r, phase = self._where
+        return replace(result, round=r, phase=phase)
 
     def _step(self) -> Acted | Wait:
         r = self.ledger.current_round()
         if r == 0:
             return Wait(None, "rounds have not started")
+        if self.last_round is not None and r > self.last_round:
+            # A run told to stop after `last_round` must not adopt or act in the next round,
+            # even when the round finalized between its caller's check and this step.
+            return Wait(None, f"round {self.last_round} was this run's last")
         info = self.ledger.get_round(r)
+        self._where = (r, info.phase.name)
 
         # A crash between sending an update and recording it, noticed once its round moved on:
         # settle it from the chain first, so the trainer's carried state is the right one.
@@ -159,10 +218,15 @@ class NodeLoop:
         if not self.state.done(r, "adopt"):
             return self._adopt(r)
 
+        # --- RETAIN --- unpin what older rounds left, now that this round's base is pinned
+        if self.retention is not None and not self.state.done(r, "retain"):
+            return self._retain(r, self.retention)
+
         if info.phase is Phase.TRAINING:
             node = self.ledger.get_node(self.address)
             if not (node.registered and node.eligible_from <= r):
                 return Wait(info.review_start, f"not eligible in round {r}")
+            self._recheck_training(r)
             # --- CLAIM --- a seat if this node's VRF rank can win one
             if not self.state.done(r, "claim"):
                 return self._claim(r, info)
@@ -177,12 +241,55 @@ class NodeLoop:
         if info.phase is Phase.REVIEW:
             # --- REVIEW --- recompute the model, then propose or vote
             if self.ledger.is_seat_holder(r, self.address):
+                self._recheck_review(r)
                 return self._review(r, info)
             return Wait(info.review_end, "review: not on the committee")
 
         # A finalized round opens the next one in the same transaction, so the current round
         # can only be one that failed: anyone may close it.
         return self._close(r)
+
+    # ---------------------------------------------------------------- reorg re-checks
+
+    def _recheck_training(self, r: int) -> None:
+        """Forget a claim or registration whose transaction a reorg removed, to redo it.
+
+        A recorded transaction is only as final as the chain's confirmations: if its effect is
+        gone from the chain while the round still trains, the step is done again.
+        """
+        self._recheck(
+            r, "submit", lambda o: bool(o.get("tx") or o.get("recovered")),
+            lambda: any(self.ledger.update_of(r, self.address)), "the update registration",
+        )  # fmt: skip
+        self._recheck(
+            r, "claim", lambda o: bool(o.get("claimed")),
+            lambda: bool(self.log_events.by(SeatClaimed, r, self.address)), "the seat claim",
+        )  # fmt: skip
+
+    def _recheck_review(self, r: int) -> None:
+        """As `_recheck_training`, for a proposal or vote of this round that a reorg removed."""
+        self._recheck(
+            r, "vote", lambda o: True, lambda: self.ledger.has_voted(r, self.address), "the vote"
+        )  # fmt: skip
+        self._recheck(
+            r, "propose", lambda o: True,
+            lambda: bool(self.log_events.by(AggregateProposed, r, self.address)), "the proposal",
+        )  # fmt: skip
+
+    def _recheck(
+        self,
+        r: int,
+        step: str,
+        landed: Callable[[dict[str, Any]], bool],
+        on_chain: Callable[[], bool],
+        what: str,
+    ) -> None:
+        """Forget `step`'s record if it says a transaction landed but the chain lacks its effect."""
+        outcome = self.state.get(r, step)
+        if outcome is None or not landed(outcome) or on_chain():
+            return
+        self.log(f"round {r}: {what} is no longer on-chain (a reorg); doing it again")
+        self.state.forget(r, step)
 
     # ---------------------------------------------------------------- sections
 
@@ -192,6 +299,32 @@ class NodeLoop:
         self.store.pin(cid)
         self.state.put(r, "adopt", {"model": cid, "round": model.meta.round})
         return Acted("adopt", {"round": r, "model": cid})
+
+    def _retain(self, r: int, keep: Retention) -> Acted:
+        """Unpin the global models and own updates older rounds left behind.
+
+        Kept: the last `keep_globals` adopted models (the current base among them), the own
+        updates of the last `keep_update_rounds` finished rounds, and everything of round `r`.
+        A model computed in review that did not become a base goes once its round is over.
+        """
+        history = [(q, step, o) for q, step, o in self.state.outcomes() if q <= r]
+        adopted = sorted((q, o["model"]) for q, step, o in history if step == "adopt")
+        bases = list(dict.fromkeys(cid for _, cid in adopted))  # a failed round keeps its base
+        kept = set(bases[-keep.keep_globals :])
+        old: list[str] = []
+        for q, step, record in history:
+            if q == r:
+                continue
+            if step in ("adopt", "review") and record.get("model"):
+                old.append(record["model"])
+            elif step == "train" and q <= r - 1 - keep.keep_update_rounds:
+                old.append(record["cid"])
+        unpinned = sorted({cid for cid in old if cid not in kept and self.store.unpin(cid)})
+        outcome: dict[str, Any] = {"unpinned": unpinned}
+        if keep.gc and unpinned:
+            outcome["freed_bytes"] = self.store.gc().freed_bytes
+        self.state.put(r, "retain", outcome)
+        return Acted("retain", {"round": r, **outcome})
 
     def _claim(self, r: int, info: RoundInfo) -> Acted:
         if self.log_events.by(SeatClaimed, r, self.address):  # sent before a crash
@@ -213,6 +346,7 @@ class NodeLoop:
             try:
                 with self.state.step(r, "claim"):
                     receipt = self.ledger.claim_seat(r, proof, self.identity.bls_key)
+                self.checkpoint("claim:sent")
             except ContractError as error:
                 # A seat taken meanwhile, or a key the contract does not accept: either way
                 # the node trains and submits without a seat rather than retrying forever.
@@ -228,7 +362,9 @@ class NodeLoop:
     def _train(self, r: int, info: RoundInfo) -> Acted:
         base_cid = self._recorded(r, "adopt")["model"]
         trained = self.trainer.train(self._base(base_cid), base_cid, r, info.seed, self.address)
+        self.checkpoint("train:trained")
         cid = self.store.put(trained.bundle)
+        self.checkpoint("train:pinned")
         outcome = {
             "cid": cid,
             "bytes": len(trained.bundle),
@@ -250,8 +386,15 @@ class NodeLoop:
             self.state.put(r, "submit", {"skipped": reason})
             return Acted("submit", {"round": r, "skipped": reason})
         cid = decode_cid(trained["cid"])
+        if not self.store.has(trained["cid"]):  # the pin is the update's only copy: never lose it
+            raise NodeStateError(
+                f"round {r}: the trained update {trained['cid']} is not in the store",
+                hint="the store was cleaned from outside; move the state aside to retrain",
+            )
+        self.checkpoint("submit:before-send")
         with self.state.step(r, "submit"):
             receipt = self.ledger.submit_update(r, cid, trained["num_samples"])
+        self.checkpoint("submit:sent")
         self.trainer.commit(r)  # the update is registered: its state is the next round's start
         self.state.put(r, "submit", {"gas": receipt.gas_used, "tx": "0x" + receipt.tx_hash.hex()})
         return Acted("submit", {"round": r, "cid": trained["cid"], "gas": receipt.gas_used})
@@ -312,11 +455,14 @@ class NodeLoop:
                 receipt = self.ledger.propose_aggregate(
                     r, decode_cid(decision.model_cid), decision.updates_root
                 )
+            self.checkpoint("propose:sent")
             proposed: dict[str, Any] = {"proposal": receipt.proposal_id, "gas": receipt.gas_used}
             self.state.put(r, "propose", proposed)
             return Acted("propose", {"round": r, "model": decision.model_cid, **proposed})
+        self.checkpoint("vote:before-send")
         with self.state.step(r, "vote"):
             voted = self.ledger.vote(r, decision.proposal_id, decision.approve)
+        self.checkpoint("vote:sent")
         outcome: dict[str, Any] = {
             "proposal": decision.proposal_id,
             "approve": decision.approve,
@@ -369,6 +515,7 @@ def run(
     poll_seconds: float = 2.0,
     max_backoff: float = 60.0,
     on_step: Callable[[Acted | Wait], None] | None = None,
+    on_error: Callable[[FlareError, float], None] | None = None,
 ) -> None:
     """Step `loop` until `should_stop()`: act, or sleep until there may be something to do.
 
@@ -376,6 +523,8 @@ def run(
     logged with its hint and retried with exponential backoff (1, 2, 4, ... seconds, at most
     `max_backoff`), and the loop resumes where it was, since nothing was recorded for a step
     that did not complete. A `ConfigError` (the node's own keys, state or settings) stops it.
+    `on_error(error, delay)` reports each failure (the node's status shows the last ones);
+    without it, the loop's own log does.
     """
     failures = 0
     while not should_stop():
@@ -387,9 +536,12 @@ def run(
         except FlareError as error:  # unreachable, refused, content missing: all may pass
             failures += 1
             delay = min(max_backoff, 2.0 ** (failures - 1))
-            kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
-            hint = f" ({error.hint})" if error.hint else ""
-            loop.log(f"{kind}: {error.message}{hint}; retrying in {delay:g}s")
+            if on_error is not None:
+                on_error(error, delay)
+            else:
+                kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
+                hint = f" ({error.hint})" if error.hint else ""
+                loop.log(f"{kind}: {error.message}{hint}; retrying in {delay:g}s")
             clock.sleep(delay)
             continue
         failures = 0

@@ -7,10 +7,11 @@ memory, so a restarted node picks up where it stopped. Two kinds of records:
   the gas a transaction used, the model it computed in review, ...). A step is done once its
   outcome is stored.
 - `txs`: the hash and nonce of every transaction a step signs, written before the transaction
-  is broadcast (`Web3Ledger(journal=state.journal)`): after a crash the operator (and
-  `flare-node status`) can see what was signed and look it up. The loop itself decides from
-  the chain whether a step's effect landed; a step sent twice (a first send still pending) is
-  refused by the contract's once-per-round flags, at the cost of the second one's gas.
+  is broadcast (`Web3Ledger(journal=state)`: this class is the chain layer's transaction
+  journal, by shape, as node and chain never import each other): after a crash the operator
+  (and `flare-node status`) can see what was signed and look it up, and the next transaction
+  finds by nonce the one still pending and replaces it. The loop itself decides from the chain
+  whether a step's effect landed.
 
 SQLite in WAL mode with synchronous=FULL: each record is durable when the call returns, a crash
 leaves every record whole or absent, and readers (`flare-node status`) never block the loop.
@@ -50,6 +51,12 @@ class NodeState:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+            # Added tables need no schema bump: older databases gain them on open.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS errors (at REAL NOT NULL, message TEXT NOT NULL, "
+                "hint TEXT)"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS runs (started REAL NOT NULL, ended REAL)")
         except sqlite3.DatabaseError as error:
             raise StateStoreError(
                 f"cannot use the node state {self.path}: {error}",
@@ -58,6 +65,7 @@ class NodeState:
             ) from error
         self._lock = threading.Lock()
         self._current: tuple[int, str] | None = None
+        self._run: int | None = None
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -79,6 +87,8 @@ class NodeState:
                 f"{SCHEMA_VERSION}",
                 hint="run the flare-node version that wrote it, or move the file away",
             )
+        # An index only speeds up a query, so version 1 databases gain it without a bump.
+        self._db.execute("CREATE INDEX IF NOT EXISTS txs_by_nonce ON txs (nonce)")
 
     def close(self) -> None:
         self._db.close()
@@ -110,12 +120,23 @@ class NodeState:
                 (round, step, json.dumps(outcome, sort_keys=True), time.time()),
             )
 
+    def forget(self, round: int, step: str) -> None:
+        """Drop a step's record so the loop does it again (its effect left the chain)."""
+        with self._lock:
+            self._db.execute("DELETE FROM steps WHERE round = ? AND step = ?", (round, step))
+
     def latest(self, step: str) -> int | None:
         """The last round in which `step` is recorded (None if never)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT MAX(round) FROM steps WHERE step = ?", (step,)
             ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def latest_round(self) -> int | None:
+        """The last round with any step recorded (None for a node that never acted)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(round) FROM steps").fetchone()
         return None if row[0] is None else int(row[0])
 
     def outcomes(self, round: int | None = None) -> list[tuple[int, str, dict[str, Any]]]:
@@ -131,6 +152,11 @@ class NodeState:
 
     # ---------------------------------------------------------------- transactions
 
+    @property
+    def current(self) -> tuple[int, str] | None:
+        """The (round, step) whose transactions are being signed now, if any."""
+        return self._current
+
     @contextmanager
     def step(self, round: int, step: str) -> Iterator[None]:
         """Transactions signed inside are journaled under (round, step)."""
@@ -141,7 +167,7 @@ class NodeState:
         finally:
             self._current = previous
 
-    def journal(self, tx_hash: bytes, nonce: int) -> None:
+    def record(self, tx_hash: bytes, nonce: int) -> None:
         """The ledger's hook: record a signed transaction before it is broadcast."""
         round, step = self._current if self._current is not None else (0, "unattributed")
         with self._lock:
@@ -151,6 +177,19 @@ class NodeState:
                 ("0x" + tx_hash.hex(), round, step, nonce, time.time()),
             )
 
+    journal = record  # the name of the hook before the journal became an object
+
+    def signed_at(self, nonce: int) -> list[bytes]:
+        """Hashes of the transactions signed at `nonce`, oldest first (replacements after).
+
+        The sender looks these up to outbid one still pending instead of letting it mine late.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tx_hash FROM txs WHERE nonce = ? ORDER BY at, rowid", (nonce,)
+            ).fetchall()
+        return [bytes.fromhex(str(row[0]).removeprefix("0x")) for row in rows]
+
     def txs(self, round: int, step: str) -> list[str]:
         """Hashes of the transactions signed for (round, step), oldest first."""
         with self._lock:
@@ -159,3 +198,49 @@ class NodeState:
                 (round, step),
             ).fetchall()
         return [str(row[0]) for row in rows]
+
+    # ---------------------------------------------------------------- runs
+
+    def begin_run(self) -> int | None:
+        """Mark a process as running; returns the round the last one was in if it was killed.
+
+        `flare-node run --rounds N` counts that round as its first, so a node restarted after
+        a crash finishes the round it was in rather than starting a new one.
+        """
+        with self._lock:
+            last = self._db.execute(
+                "SELECT rowid, ended FROM runs ORDER BY rowid DESC LIMIT 1"
+            ).fetchone()
+            self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+            self._run = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return None if last is None or last[1] is not None else self.latest_round()
+
+    def end_run(self) -> None:
+        """The process stopped at a safe point (the next one starts afresh)."""
+        if self._run is not None:
+            with self._lock:
+                self._db.execute(
+                    "UPDATE runs SET ended = ? WHERE rowid = ?", (time.time(), self._run)
+                )
+
+    # ---------------------------------------------------------------- errors
+
+    def note_error(self, message: str, hint: str | None = None) -> None:
+        """Record a failed step for `flare-node status` (the last few hundred are kept)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO errors (at, message, hint) VALUES (?, ?, ?)",
+                (time.time(), message, hint),
+            )
+            self._db.execute(
+                "DELETE FROM errors WHERE rowid NOT IN "
+                "(SELECT rowid FROM errors ORDER BY rowid DESC LIMIT 500)"
+            )
+
+    def errors(self, limit: int) -> list[tuple[float, str, str | None]]:
+        """The last `limit` errors, newest first: (unix time, message, hint)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, message, hint FROM errors ORDER BY rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [(float(at), str(message), hint) for at, message, hint in rows]

@@ -1,20 +1,13 @@
 """The chains the ledger conformance suite runs on: the in-process EVM and a real anvil.
 
-`AnvilProcess` starts node_modules' anvil on 127.0.0.1 with an OS-chosen port (read back from
-its banner), a project-local HOME (anvil keeps state under $HOME/.foundry) and
-`--prune-history`, and stops it. `Chain.snapshot`/`revert` let a suite register nodes once per
-session: on the in-process EVM a registration checks a BLS pairing in pure Python (most of a
-second), so tests start from a snapshot taken after it. Kept out of conftest.py so test
-modules can import it by a unique name.
+`AnvilProcess` (tests/support/anvil_process.py) starts a real anvil. `Chain.snapshot` and
+`revert` let a suite register nodes once per session: on the in-process EVM a registration
+checks a BLS pairing in pure Python (most of a second), so tests start from a snapshot taken
+after it. Kept out of conftest.py so test modules can import it by a unique name.
 """
 
 from __future__ import annotations
 
-import collections
-import os
-import re
-import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,53 +24,9 @@ from flare.protocol.ledger import TxReceipt
 from flare.protocol.rounds import RoundConfig, address_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
-ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
-STARTUP_SECONDS = 30.0
 
 SPEC_HASH = bytes.fromhex("5e" * 32)
 GENESIS_CID = bytes.fromhex("01551220") + bytes(range(32))
-
-
-class AnvilProcess:
-    """One anvil child process; its stdout is drained so it never blocks on a full pipe."""
-
-    def __init__(self, home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        self.lines: collections.deque[str] = collections.deque(maxlen=200)
-        self._listening = threading.Event()
-        self.url = ""
-        self.process = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", "0", "--prune-history"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "HOME": str(home)},
-        )
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        if not self._listening.wait(STARTUP_SECONDS):
-            self.stop()
-            raise RuntimeError("anvil did not start:\n" + "\n".join(self.lines))
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            match = re.search(r"Listening on (\S+)", line)
-            if match and not self._listening.is_set():
-                self.url = f"http://{match[1]}"
-                self._listening.set()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._drainer.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @dataclass

@@ -7,18 +7,14 @@ from a chain snapshot before each test.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from anvil_process import ANVIL, AnvilProcess, tools_home
 from chain_harness import (
-    ANVIL,
     GENESIS_CID,
-    ROOT,
     SPEC_HASH,
-    AnvilProcess,
     Chain,
     Deployed,
     DeployFactory,
@@ -37,8 +33,7 @@ def anvil_url() -> Iterator[str]:
     """URL of a fresh anvil for the whole session."""
     if not ANVIL.exists():
         pytest.fail(f"{ANVIL} is missing: run `make setup` (npm ci) first")
-    home = Path(os.environ.get("FLARE_TOOLS_HOME", ROOT / ".tools" / "home"))
-    anvil = AnvilProcess(home)
+    anvil = AnvilProcess(tools_home())
     try:
         yield anvil.url
     finally:

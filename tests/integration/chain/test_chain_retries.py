@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 from chain_harness import GENESIS_CID, SPEC_HASH, Chain, federation_config
+from local_http import ForwardingProxy, serving
 
 from flare.chain.connect import connect
 from flare.chain.deploy import deploy
@@ -19,49 +16,27 @@ from flare.chain.ledger import open_ledger
 pytestmark = pytest.mark.anvil
 
 
-class LossyProxy(BaseHTTPRequestHandler):
+class LossyProxy(ForwardingProxy):
     """Forwards JSON-RPC to anvil; the first time it sees `drop_method`, the node gets the
     request but the client gets a 503, as when a response is lost on the way back."""
 
-    upstream = ""
     drop_method = "eth_sendRawTransaction"
     dropped = 0
     calls: list[str]
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        method = json.loads(body).get("method", "")
+    def lose_answer(self, method: str) -> bool:
         type(self).calls.append(method)
-        answer = requests.post(
-            self.upstream, data=body, timeout=10, headers={"Content-Type": "application/json"}
-        )
         if method == self.drop_method and type(self).dropped == 0:
             type(self).dropped += 1
-            self.send_response(503)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer.content)))
-        self.end_headers()
-        self.wfile.write(answer.content)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output clean."""
+            return True
+        return False
 
 
 @pytest.fixture
 def proxy_url(anvil_url: str) -> Iterator[tuple[str, type[LossyProxy]]]:
     handler = type("Handler", (LossyProxy,), {"upstream": anvil_url, "dropped": 0, "calls": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def test_a_lost_send_response_is_retried_and_the_tx_lands_once(

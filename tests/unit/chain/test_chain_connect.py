@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import QuietHandler, serving
 
 from flare.chain.connect import (
     RpcUnavailableError,
@@ -19,7 +18,7 @@ from flare.chain.connect import (
 )
 
 
-class FlakyRpc(BaseHTTPRequestHandler):
+class FlakyRpc(QuietHandler):
     """Answers 503 to the first `failures` requests, then a JSON-RPC eth_chainId result."""
 
     failures = 0
@@ -28,39 +27,24 @@ class FlakyRpc(BaseHTTPRequestHandler):
     lock = threading.Lock()
 
     def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        request = self.read_json()
         with self.lock:
             type(self).seen += 1
             fail = type(self).seen <= self.failures
         if fail:
-            self.send_response(503)
-            self.end_headers()
-            return
-        body = self.body or json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
-        payload = body.encode() if isinstance(body, str) else body
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output clean."""
+            self.reply(503)
+        elif self.body:
+            self.reply(200, self.body)
+        else:
+            self.reply_json({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
 
 
 @pytest.fixture
 def flaky_server() -> Iterator[type[FlakyRpc]]:
     handler = type("Handler", (FlakyRpc,), {"seen": 0, "failures": 0, "body": None})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    try:
+    with serving(handler) as url:
+        handler.url = url  # type: ignore[attr-defined]
         yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def free_port() -> int:

@@ -8,13 +8,11 @@ checks the unfunded case on the embedded chain and on anvil.)
 from __future__ import annotations
 
 import itertools
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from local_http import QuietHandler, serving
 from web3 import Web3
 
 from flare.chain.artifact import load_artifact
@@ -25,7 +23,7 @@ from flare.chain.transact import RequestRejectedError, TransactionRejectedError
 CONTRACT = "0x" + "11" * 20
 
 
-class LimitedNode(BaseHTTPRequestHandler):
+class LimitedNode(QuietHandler):
     """Answers eth_chainId, eth_getLogs only for ranges of at most `max_range` blocks, and
     refuses to estimate gas for an account without funds (every account here)."""
 
@@ -33,7 +31,7 @@ class LimitedNode(BaseHTTPRequestHandler):
     ranges: list[tuple[int, int]]
 
     def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        request = self.read_json()
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
         if request["method"] == "eth_chainId":
             reply["result"] = hex(ANVIL_CHAIN_ID)
@@ -57,29 +55,14 @@ class LimitedNode(BaseHTTPRequestHandler):
             }
         else:
             reply["error"] = {"code": -32601, "message": f"{request['method']} not served"}
-        payload = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output clean."""
+        self.reply_json(reply)
 
 
 @pytest.fixture
 def limited_node() -> Iterator[tuple[str, type[LimitedNode]]]:
     handler = type("Handler", (LimitedNode,), {"ranges": [], "max_range": 100})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def test_a_log_scan_shrinks_its_ranges_to_what_the_node_serves(

@@ -58,3 +58,37 @@ def test_a_newer_schema_is_refused_not_rewritten(tmp_path: Path) -> None:
         NodeState(tmp_path)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 9
+
+
+def test_signed_transactions_are_found_by_nonce(tmp_path: Path) -> None:
+    """The sender's look-up for a stuck transaction to outbid: every hash signed at a nonce."""
+    with NodeState(tmp_path) as state:
+        with state.step(2, "submit"):
+            state.record(b"\x01" * 32, 7)
+        with state.step(2, "claim"):
+            state.record(b"\x02" * 32, 8)
+            state.record(b"\x03" * 32, 7)  # a replacement at the same nonce
+        state.journal(b"\x04" * 32, 9)  # the older name of the hook still records
+
+    with NodeState(tmp_path) as state:
+        assert state.signed_at(7) == [b"\x01" * 32, b"\x03" * 32]
+        assert state.signed_at(9) == [b"\x04" * 32]
+        assert state.signed_at(10) == []
+        assert state.txs(2, "claim") == ["0x" + "02" * 32, "0x" + "03" * 32]
+
+
+def test_a_version_1_database_gains_the_nonce_index_without_a_schema_bump(
+    tmp_path: Path,
+) -> None:
+    NodeState(tmp_path).close()
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        db.execute("DROP INDEX txs_by_nonce")  # as written before the index existed
+
+    with NodeState(tmp_path) as state:
+        state.record(b"\x05" * 32, 3)
+        assert state.signed_at(3) == [b"\x05" * 32]
+
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT tx_hash FROM txs WHERE nonce = 3").fetchall()
+        assert "txs_by_nonce" in str(plan)

@@ -23,7 +23,7 @@ from flare.chain.deploy import deploy
 from flare.chain.devchain import advance_time, dev_account_key
 from flare.chain.ledger import Web3Ledger
 from flare.node.cohort import Cohort
-from flare.node.round import Acted, Identity, NodeLoop, Wait
+from flare.node.round import Acted, Identity, NodeLoop, Retention, Wait
 from flare.node.state import NodeState
 from flare.node.store.embedded import EmbeddedStore
 from flare.node.train.twin import TwinTrainer
@@ -91,11 +91,10 @@ class Federation:
         ledger: Any = None,
         log: list[str] | None = None,
         bls_secret: bytes | None = None,
+        retention: Retention | None = None,
     ) -> NodeLoop:
         state = NodeState(home / "state")
-        chain = ledger or Web3Ledger(
-            self.w3, self.address, private_key=member.key, journal=state.journal
-        )
+        chain = ledger or Web3Ledger(self.w3, self.address, private_key=member.key, journal=state)
         trainer = TwinTrainer.for_node(SPEC, member.index, home / "trainer", faults=set(faults))
         return NodeLoop(
             chain,
@@ -105,6 +104,7 @@ class Federation:
             state,
             from_block=self.block,
             log=None if log is None else log.append,
+            retention=retention,
         )
 
     def cohort(

@@ -1,0 +1,172 @@
+"""`flare-node run`: the node process an operator leaves running next to the robot's data.
+
+It wires the node from its config file (`flare.cli.nodesetup`) and runs the loop of
+`flare.node.round` until stopped: SIGTERM or Ctrl-C stop it between steps, `--rounds N` after
+N rounds. Everything it needs to resume lives in the node home, so a killed process is simply
+started again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flare.cli.common import JsonOption, emit_json
+from flare.cli.nodeconfig import NodeConfig
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        envvar="FLARE_CONFIG",
+        help="The node's TOML config (`flare-node config example` prints a commented one).",
+        dir_okay=False,
+    ),
+]
+DEFAULT_CONFIG = Path("node.toml")
+
+
+def load(config: Path) -> NodeConfig:
+    """The config file with `FLARE_*` overrides applied."""
+    import os
+
+    from flare.cli.nodeconfig import load_config
+
+    return load_config(config, os.environ)
+
+
+class EventClock:
+    """Wall-clock waits that a stop request cuts short."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def sleep(self, seconds: float) -> None:
+        self._event.wait(max(0.0, seconds))
+
+    def wake(self) -> None:
+        self._event.set()
+
+
+def run(
+    config: ConfigOption = DEFAULT_CONFIG,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds", min=1, help="Take part in N rounds (the open one counts), then exit."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="text or json (one object per line). Default: config."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the node: claim seats, train, submit, review and vote, round after round."""
+    from flare.cli import nodelog
+    from flare.cli.nodesetup import Stop, crash_hook, load_keys, node_password, open_loop
+    from flare.node.round import run as run_loop
+    from flare.node.state import NodeState
+    from flare.protocol.errors import FlareError, UnavailableError
+
+    settings = load(config)
+    if log_format is not None and log_format not in ("text", "json"):
+        raise typer.BadParameter("--log-format is text or json")
+    logger = nodelog.setup(settings.log.level, log_format or settings.log.format, settings.log.file)
+    steps = nodelog.StepLog(logger)
+    checkpoint = crash_hook()
+    keys = load_keys(settings, node_password(settings, prompt=False))
+    address = keys.identity.address
+    state = NodeState(settings.home.expanduser() / "state")
+    try:
+        loop = open_loop(settings, keys, state, log=steps.note, checkpoint=checkpoint)
+    except BaseException:
+        state.close()
+        raise
+    ledger, store = loop.ledger, loop.store
+    clock = EventClock()
+    stop = Stop(wake=clock.wake)
+    stop.install()
+    resumed = state.begin_run()
+    first = max(1, ledger.current_round())
+    note = ""
+    if resumed is not None and 1 <= resumed <= first:
+        first = resumed  # the round a killed process was in counts as this run's first
+        note = f"; resuming round {resumed}, where the last process stopped uncleanly"
+    last = None if rounds is None else first + rounds - 1
+    loop.last_round = last
+
+    def should_stop() -> bool:
+        if stop.requested:
+            return True
+        if last is None:
+            return False
+        try:
+            return ledger.current_round() > last
+        except FlareError:
+            return False  # the loop's own next step meets the error and backs off
+
+    def on_error(error: FlareError, delay: float) -> None:
+        kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
+        state.note_error(error.message, error.hint)
+        steps.error(kind, error.message, error.hint, delay)
+
+    began = time.time()
+    logger.info(
+        f"node {address} on {ledger.address} (chain {ledger.chain_id}); "
+        + (f"rounds {first}..{last}" if last is not None else f"from round {first}")
+        + note,
+        extra={"fields": {"step": "start", "node": address, "contract": ledger.address}},
+    )
+    try:
+        run_loop(
+            loop,
+            clock,
+            should_stop=should_stop,
+            poll_seconds=settings.chain.poll_interval,
+            on_step=steps.step,
+            on_error=on_error,
+        )
+        state.end_run()
+    finally:
+        stop.uninstall()
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+    summary = _summary(state, address, first, last, time.time() - began, stop.requested)
+    logger.info(
+        f"stopped: {summary['rounds']} rounds, {summary['updates']} updates registered, "
+        f"{summary['votes']} votes, gas {summary['gas']:,}",
+        extra={"fields": {"step": "stop", **summary}},
+    )
+    state.close()
+    if json_output:
+        emit_json(summary)
+
+
+def _summary(
+    state: Any, address: str, first: int, last: int | None, wall: float, stopped: bool
+) -> dict[str, Any]:
+    """What the node did in the rounds this process saw, from its own records."""
+    records = [
+        (r, s, o) for r, s, o in state.outcomes() if r >= first and (last is None or r <= last)
+    ]
+    rounds = sorted({r for r, _, _ in records})
+    return {
+        "node": address,
+        "rounds": len(rounds),
+        "first_round": first,
+        "last_round": rounds[-1] if rounds else None,
+        "updates": sum(
+            1 for _, s, o in records if s == "submit" and ("gas" in o or o.get("recovered"))
+        ),
+        "seats": sum(1 for _, s, o in records if s == "claim" and o.get("claimed")),
+        "votes": sum(1 for _, s, o in records if s == "vote"),
+        "gas": sum(int(o.get("gas", 0)) for _, _, o in records),
+        "stopped_by_signal": stopped,
+        "wall_seconds": round(wall, 1),
+    }
