@@ -139,13 +139,18 @@ def run(
             close()
     summary = _summary(state, address, first, last, time.time() - began, stop.requested)
     logger.info(
-        f"stopped: {summary['rounds']} rounds, {summary['updates']} updates registered, "
-        f"{summary['votes']} votes, gas {summary['gas']:,}",
+        f"stopped: {_count(summary['rounds'], 'round')}, "
+        f"{_count(summary['updates'], 'update')} registered, "
+        f"{_count(summary['votes'], 'vote')}, gas {summary['gas']:,}",
         extra={"fields": {"step": "stop", **summary}},
     )
     state.close()
     if json_output:
         emit_json(summary)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _summary(
