@@ -6,7 +6,7 @@ command functions, so `flare-node --help` stays fast.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -28,27 +28,80 @@ from flare.cli import (
     train,
     vrf,
 )
+from flare.cli.common import emit_json
 from flare.protocol.errors import FlareError
+
+_ARGV_KEY = "flare.argv"
 
 
 class FlareGroup(TyperGroup):
-    """Root group: the single place where domain errors become messages and exit codes."""
+    """Root group: the single place where domain errors become messages and exit codes.
+
+    A `FlareError` exits with its `exit_code` (1 integrity or not found, 2 usage, 3 unavailable),
+    an `OSError` with 1. When the command line asks for `--json` (before any `--`) and the
+    command takes it, a failure also prints one JSON document on stdout,
+    `{"error": {"type", "message", "hint", "exit_code"}}`, with the same exit code; this covers
+    usage errors (bad or missing options, exit 2) too. The human message still goes to stderr,
+    so stdout holds only that document and a person watching still reads the error.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        # Remember the whole command line: the group's parser splits it before `invoke`.
+        ctx.meta[_ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except FlareError as error:
-            typer.echo(f"Error: {error.message}", err=True)
-            if error.hint:
-                typer.echo(f"  hint: {error.hint}", err=True)
-            raise typer.Exit(error.exit_code) from error
+            self._fail(ctx, error, error.message, error.hint, error.exit_code)
         except OSError as error:
             # A file or device the command needed failed (disk full, permissions, a vanished
             # directory): say which and why instead of a traceback.
             where = f" ({error.filename})" if error.filename else ""
-            typer.echo(f"Error: {error.strerror or error}{where}", err=True)
-            typer.echo("  hint: check the path, its permissions and free space", err=True)
-            raise typer.Exit(1) from error
+            message = f"{error.strerror or error}{where}"
+            self._fail(ctx, error, message, "check the path, its permissions and free space", 1)
+        except typer.TyperException as error:
+            # Click's usage errors (a bad or missing option, exit 2) keep their usual text
+            # unless the caller asked for JSON.
+            if not self._wants_json(ctx):
+                raise
+            usage_ctx = getattr(error, "ctx", None)
+            hint = f"try '{usage_ctx.command_path} --help'" if usage_ctx is not None else None
+            self._fail(ctx, error, error.format_message(), hint, error.exit_code)
+
+    def _fail(
+        self, ctx: typer.Context, error: Exception, message: str, hint: str | None, code: int
+    ) -> NoReturn:
+        typer.echo(f"Error: {message}", err=True)
+        if hint:
+            typer.echo(f"  hint: {hint}", err=True)
+        if self._wants_json(ctx):
+            emit_json(
+                {
+                    "error": {
+                        "type": type(error).__name__,
+                        "message": message,
+                        "hint": hint,
+                        "exit_code": code,
+                    }
+                }
+            )
+        raise typer.Exit(code) from error
+
+    def _wants_json(self, ctx: typer.Context) -> bool:
+        """Whether `--json` comes before any `--` and the command it names takes it."""
+        args: list[str] = ctx.meta.get(_ARGV_KEY, [])
+        command: Any = self
+        while args and isinstance(command, TyperGroup) and args[0] in command.commands:
+            command, args = command.commands[args[0]], args[1:]
+        if "--" in args:
+            args = args[: args.index("--")]
+        if "--json" not in args:
+            return False
+        if isinstance(command, TyperGroup):
+            return True  # an unknown subcommand: answer in the form the caller asked for
+        return any("--json" in getattr(param, "opts", ()) for param in command.params)
 
 
 app = typer.Typer(
