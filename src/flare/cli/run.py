@@ -88,17 +88,18 @@ def run(
         state.close()
         raise
     ledger, store = loop.ledger, loop.store
-    clock = EventClock()
-    stop = Stop(wake=clock.wake)
-    stop.install()
     resumed = state.begin_run()
     first = max(1, ledger.current_round())
     note = ""
-    if resumed is not None and 1 <= resumed <= first:
-        first = resumed  # the round a killed process was in counts as this run's first
+    if resumed is not None and first - 1 <= resumed <= first:
+        # The round a killed process was in (or just left) counts as this run's first; a crash
+        # long ago is no reason to count a round the node never saw.
+        first = resumed
         note = f"; resuming round {resumed}, where the last process stopped uncleanly"
     last = None if rounds is None else first + rounds - 1
     loop.last_round = last
+    clock = EventClock()
+    stop = Stop(wake=clock.wake)
 
     def should_stop() -> bool:
         if stop.requested:
@@ -122,6 +123,7 @@ def run(
         + note,
         extra={"fields": {"step": "start", "node": address, "contract": ledger.address}},
     )
+    stop.install()
     try:
         run_loop(
             loop,

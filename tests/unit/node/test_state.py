@@ -92,3 +92,16 @@ def test_a_version_1_database_gains_the_nonce_index_without_a_schema_bump(
         assert db.execute("PRAGMA user_version").fetchone()[0] == 1
         plan = db.execute("EXPLAIN QUERY PLAN SELECT tx_hash FROM txs WHERE nonce = 3").fetchall()
         assert "txs_by_nonce" in str(plan)
+
+
+def test_a_run_that_did_not_end_tells_the_next_the_round_it_was_in(tmp_path: Path) -> None:
+    with NodeState(tmp_path) as state:
+        assert state.begin_run() is None  # the first run ever
+        state.put(3, "train", {"cid": "x"})
+        state.put(4, "adopt", {"model": "y"})
+    # Killed: no end_run. The next run learns the last round with a record.
+    with NodeState(tmp_path) as state:
+        assert state.begin_run() == 4
+        state.end_run()
+    with NodeState(tmp_path) as state:
+        assert state.begin_run() is None  # the last run stopped cleanly
