@@ -111,3 +111,44 @@ def serving(
     """Serve `handler_class` for the block; yields the server's http URL."""
     with LocalServer(handler_class, poll_interval) as server:
         yield server.url
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections are accepted by the kernel and never answered.
+
+    This is a stopped or deadlocked daemon as a client sees it: the TCP handshake completes
+    (the backlog takes it), then nothing is read or written. Yields the port.
+    """
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield int(listener.getsockname()[1])
+
+
+@contextmanager
+def full_listener() -> Iterator[int]:
+    """A port on 127.0.0.1 whose accept queue is full: new connections never complete.
+
+    Linux drops the SYN of a connection to a listener whose backlog is full, so the client's
+    connect hangs until its own timeout, as against a host that has vanished. Yields the port.
+    """
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        fillers = []
+        try:
+            for _ in range(4):  # backlog 0 admits one or two pending connections; fill it
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()

@@ -6,7 +6,10 @@ process exits. `eth-tester://NAME` opens a separate embedded chain per name.
 
 HTTP endpoints get bounded retries with exponential backoff for transient failures (refused or
 dropped connections, timeouts, 5xx) and a probe at connect time, so a wrong URL fails at once
-with an `UnavailableError` that names it instead of a stack of `requests` errors later.
+with an `UnavailableError` that names it instead of a stack of `requests` errors later. Every
+request runs under `NetworkLimits` (connect, idle, and a deadline for the request with its
+retries); an endpoint that accepts connections but never answers fails with `RpcTimeLimitError`
+naming the URL and the limit, within the deadline.
 
 web3 and requests load inside the functions that use them: the CLI imports `DEFAULT_RPC` from
 here for its option defaults, and `flare-node --help` must not pay for web3.
@@ -19,10 +22,11 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flare.protocol.errors import ConfigError, UnavailableError
+from flare.protocol.limits import NetworkLimits, TimeLimitError
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -57,6 +61,18 @@ class RpcUnavailableError(UnavailableError):
         self.url = url
 
 
+class RpcTimeLimitError(RpcUnavailableError):
+    """The endpoint hit one of the request limits: an `RpcUnavailableError` (the endpoint is
+    what failed, so a sent transaction is in doubt) whose message names the limit."""
+
+    def __init__(self, url: str, method: str, limit: str, seconds: float) -> None:
+        limited = TimeLimitError(f"the chain at {url}", method, limit, seconds)
+        UnavailableError.__init__(self, limited.message, hint=limited.hint)
+        self.url = url
+        self.limit = limit
+        self.seconds = seconds
+
+
 def is_embedded(url: str) -> bool:
     """Whether `url` names an in-process chain."""
     return urlsplit(url).scheme == EMBEDDED_SCHEME
@@ -74,13 +90,15 @@ def endpoint_of(w3: Web3) -> str:
     return str(endpoint) if endpoint else DEFAULT_RPC
 
 
-def connect(url: str = DEFAULT_RPC, *, timeout: float = 10.0, retries: int = 3) -> Web3:
+def connect(
+    url: str = DEFAULT_RPC, *, limits: NetworkLimits | None = None, retries: int = 3
+) -> Web3:
     """A connected `Web3` for `url`; raises `RpcUrlError` or `RpcUnavailableError`."""
     parts = urlsplit(url)
     if parts.scheme == EMBEDDED_SCHEME:
         return _embedded_chain(url)
     if parts.scheme in ("http", "https") and parts.netloc:
-        return _http_chain(url, timeout=timeout, retries=retries)
+        return _http_chain(url, limits=limits or NetworkLimits(), retries=retries)
     raise RpcUrlError(
         f"unsupported RPC URL {url!r}",
         hint="use eth-tester:// for the in-process chain or http(s)://host:port for a node",
@@ -102,24 +120,62 @@ def _embedded_chain(url: str) -> Web3:
         return w3
 
 
-def _http_chain(url: str, *, timeout: float, retries: int) -> Web3:
-    import requests
+def _http_chain(url: str, *, limits: NetworkLimits, retries: int) -> Web3:
     from web3 import Web3
-    from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-    transient = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
-    provider = Web3.HTTPProvider(
-        url,
-        request_kwargs={"timeout": timeout},
-        exception_retry_configuration=ExceptionRetryConfiguration(
-            errors=transient, retries=max(1, retries), backoff_factor=0.1
-        ),
-    )
-    w3 = Web3(provider)
+    w3 = Web3(_limited_provider(url, limits, retries))
     _urls[w3] = url
     with rpc_errors(url):
         w3.eth.chain_id  # noqa: B018  (the probe: fails now, naming the URL, if nothing answers)
     return w3
+
+
+def _limited_provider(url: str, limits: NetworkLimits, retries: int) -> Any:
+    """web3's HTTP provider, with each request bounded by `limits` and retried within them.
+
+    web3's own retry loop knows attempts but no deadline, and a timeout comes out of it as a
+    bare `requests` error; this one stops retrying when the next attempt would pass the
+    deadline, and says which limit a timeout hit. Only the calls web3 deems safe to repeat are
+    retried: reads, and eth_sendRawTransaction (the same signed bytes: one nonce, one hash).
+    """
+    import time
+
+    import requests
+    from eth_typing import URI
+    from web3 import HTTPProvider
+    from web3.providers.rpc.utils import check_if_retry_on_failure
+
+    from flare.protocol.limits import Deadline
+
+    transient = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
+
+    class LimitedProvider(HTTPProvider):
+        def _make_request(self, method: Any, request_data: bytes) -> bytes:
+            clock = Deadline(limits)
+            attempts = max(1, retries) if check_if_retry_on_failure(method) else 1
+            attempt = 1
+            while True:
+                kwargs = self.get_request_kwargs()
+                kwargs["timeout"] = clock.attempt()
+                try:
+                    answer: bytes = self._request_session_manager.make_post_request(
+                        URI(url), request_data, **kwargs
+                    )
+                    return answer
+                except transient as error:
+                    delay = 0.1 * 2 ** (attempt - 1)
+                    if attempt < attempts and clock.allows_wait(delay):
+                        time.sleep(delay)
+                        attempt += 1
+                        continue
+                    if isinstance(error, requests.Timeout):
+                        phase = "connect" if isinstance(error, requests.ConnectTimeout) else "idle"
+                        limit, seconds = clock.which(phase)
+                        raise RpcTimeLimitError(url, str(method), limit, seconds) from error
+                    raise
+
+    # web3's own retries off: this provider's loop does them, within the deadline.
+    return LimitedProvider(url, exception_retry_configuration=None)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from flare.cli import (
     train,
     vrf,
 )
-from flare.cli.common import emit_json
+from flare.cli.common import emit_json, set_deadline
 from flare.protocol.errors import FlareError
 
 _ARGV_KEY = "flare.argv"
@@ -123,11 +123,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        envvar="FLARE_TIMEOUT",
+        min=0.001,
+        metavar="SECONDS",
+        help="The most one call to the chain or an IPFS daemon may take, retries included "
+        "(default 300; `run` reads [network] in its config).",
+        show_default=False,
+    ),
 ) -> None:
     """flare-node: train locally, share compressed updates, aggregate by VRF committee."""
+    set_deadline(timeout)
+    ctx.call_on_close(lambda: set_deadline(None))  # in-process callers (tests) start afresh
 
 
 app.add_typer(contract.app, name="contract")

@@ -14,7 +14,26 @@ from typing import Annotated, Any
 
 import typer
 
+from flare.protocol.limits import NetworkLimits
+
 DEFAULT_HOME = Path("~/.flare")
+
+# `flare-node --timeout SECONDS` (or $FLARE_TIMEOUT): the deadline for this process's network
+# calls. Set once by the root command before any subcommand runs.
+_deadline: float | None = None
+
+
+def set_deadline(seconds: float | None) -> None:
+    """Record `--timeout` for `network_limits`."""
+    global _deadline
+    _deadline = seconds
+
+
+def network_limits(configured: NetworkLimits | None = None) -> NetworkLimits:
+    """The limits for this command's calls to the chain and daemons: the config's (or the
+    defaults), with `--timeout` as the deadline when it was given."""
+    limits = configured if configured is not None else NetworkLimits()
+    return limits if _deadline is None else limits.with_deadline(_deadline)
 
 
 def default_home() -> Path:

@@ -226,6 +226,16 @@ url = "embedded"
 # The embedded store's directory. Default: <home>/store.
 # path = "store"
 
+[network]
+# Limits on every call to the chain's RPC endpoint and the IPFS daemon, in seconds. A service
+# that accepts connections but never answers fails the call within these, naming the limit.
+# Seconds to open a connection.
+connect_timeout = 10.0
+# The longest silence while sending or waiting for an answer.
+idle_timeout = 60.0
+# The most one call may take in all, retries included (`flare-node --timeout` for commands).
+deadline = 300.0
+
 [data]
 # The robot's LeRobot v3 dataset directory. It never leaves this machine.
 dataset = "data/my-robot"

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flare.protocol.errors import ConfigError
+from flare.protocol.limits import NetworkLimits
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,18 @@ class KeySettings:
 class StoreSettings:
     url: str = "embedded"  # "embedded" or ipfs://host:port (an IPFS daemon's RPC API)
     path: Path | None = None  # the embedded store's directory; default <home>/store
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Limits on every call to the chain's RPC endpoint and the IPFS daemon (seconds)."""
+
+    connect_timeout: float = 10.0  # to open a connection
+    idle_timeout: float = 60.0  # the longest silence while sending or waiting for an answer
+    deadline: float = 300.0  # the most one call may take in all, retries included
+
+    def limits(self) -> NetworkLimits:
+        return NetworkLimits(self.connect_timeout, self.idle_timeout, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class NodeConfig:
     chain: ChainSettings = field(default_factory=ChainSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     data: DataSettings = field(default_factory=DataSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
@@ -112,6 +126,7 @@ TABLES: dict[str, type[Any]] = {
     "chain": ChainSettings,
     "keys": KeySettings,
     "store": StoreSettings,
+    "network": NetworkSettings,
     "data": DataSettings,
     "model": ModelSettings,
     "training": TrainingSettings,
@@ -354,6 +369,12 @@ def _positive(value: float) -> float:
     return value
 
 
+def _seconds(value: float) -> float:
+    if not 0 < value < float("inf"):
+        raise _InvalidValueError(f"must be a number of seconds above 0, got {_show(value)}")
+    return value
+
+
 def _fraction(value: float) -> float:
     if not 0 < value < 1:
         raise _InvalidValueError(f"must be between 0 and 1 (both excluded), got {_show(value)}")
@@ -440,6 +461,9 @@ _RULES: dict[Slot, Rule] = {
     ("chain", "receipt_timeout"): _positive,
     ("chain", "poll_interval"): _positive,
     ("store", "url"): _store_url,
+    ("network", "connect_timeout"): _seconds,
+    ("network", "idle_timeout"): _seconds,
+    ("network", "deadline"): _seconds,
     ("data", "rename_cameras"): _renames,
     ("training", "trainer"): _one_of("lerobot", "twin"),
     ("training", "steps"): _at_least(1),

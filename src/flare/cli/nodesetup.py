@@ -96,6 +96,7 @@ def open_chain(
     """
     from flare.chain.connect import connect
     from flare.chain.ledger import open_ledger
+    from flare.cli.common import network_limits
 
     chain = config.chain
     if chain.contract is None:
@@ -112,7 +113,7 @@ def open_chain(
             checkpoint(f"{current[1] if current else 'unattributed'}:broadcast")
 
     ledger = open_ledger(
-        connect(chain.rpc),
+        connect(chain.rpc, limits=network_limits(config.network.limits())),
         chain.contract,
         private_key=private_key,
         journal=state,
@@ -140,7 +141,7 @@ def open_node_store(config: NodeConfig) -> BlobStore:
         from flare.node.store.embedded import EmbeddedStore
 
         return EmbeddedStore((config.store.path or config.home / "store").expanduser())
-    return open_store(config.store.url, None, None)
+    return open_store(config.store.url, None, None, config.network.limits())
 
 
 def open_trainer(config: NodeConfig, model_spec_hash: bytes) -> Trainer:

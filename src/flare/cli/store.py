@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 import typer
 
-from flare.cli.common import HomeOption, JsonOption, emit_json, resolve_home
+from flare.cli.common import HomeOption, JsonOption, emit_json, network_limits, resolve_home
 from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
+    from flare.protocol.limits import NetworkLimits
     from flare.protocol.store import BlobStore, Progress
 
 app = typer.Typer(help="Add, fetch, pin and garbage-collect content by CID.", no_args_is_help=True)
@@ -46,8 +47,11 @@ DataDirOption = Annotated[
 ]
 
 
-def open_store(store: str, data_dir: Path | None, home: Path | None) -> BlobStore:
-    """The BlobStore that `--store`, `--data-dir` and `--home` name."""
+def open_store(
+    store: str, data_dir: Path | None, home: Path | None, limits: NetworkLimits | None = None
+) -> BlobStore:
+    """The BlobStore that `--store`, `--data-dir` and `--home` name; a daemon's calls run
+    under `limits` (the config's) with `--timeout` as the deadline."""
     if store == "embedded":
         from flare.node.store.embedded import EmbeddedStore
 
@@ -65,7 +69,7 @@ def open_store(store: str, data_dir: Path | None, home: Path | None) -> BlobStor
             )
         from flare.node.store.ipfs import IpfsStore, api_multiaddr
 
-        return IpfsStore(api_multiaddr(parts.hostname, port))
+        return IpfsStore(api_multiaddr(parts.hostname, port), limits=network_limits(limits))
     raise ConfigError(
         f"--store {store!r} is not a store",
         hint="use 'embedded' or ipfs://HOST:PORT",

@@ -172,6 +172,14 @@ def write_record(path: Path, *, address: str = ADDRESS, block: int = 42) -> Path
             'node.toml:2: [store] url must be "embedded", ipfs://host:port or http://host:port, '
             'got "ipfs://127.0.0.1"',
         ),
+        (
+            "[network]\ndeadline = 0\n",
+            "node.toml:2: [network] deadline must be a number of seconds above 0, got 0",
+        ),
+        (
+            "[network]\nidle_timeout = inf\n",
+            "node.toml:2: [network] idle_timeout must be a number of seconds above 0, got inf",
+        ),
         ('[data]\ndataset = ""\n', 'node.toml:2: [data] dataset must be a path, got ""'),
         ("[data]\ndataset = 3\n", "node.toml:2: [data] dataset must be a path, got 3"),
         ('home = ["a"]\n', "node.toml:1: home must be a path, got an array"),
@@ -475,6 +483,7 @@ def test_config_json_is_plain_json(tmp_path: Path) -> None:
         "chain",
         "keys",
         "store",
+        "network",
         "data",
         "model",
         "training",

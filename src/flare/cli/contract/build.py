@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flare.chain.connect import DEFAULT_RPC, is_embedded
-from flare.cli.common import HomeOption, JsonOption, RpcOption, emit_json
+from flare.cli.common import HomeOption, JsonOption, RpcOption, emit_json, network_limits
 from flare.cli.contract.options import (
     DevAccountOption,
     KeystoreOption,
@@ -172,7 +172,7 @@ def deploy(
     # The genesis CID is on-chain for good: refuse one nodes could not fetch (codec, hash).
     genesis = Cid.parse(genesis_model).binary
     _check_record_path(out)
-    w3 = connect(rpc)
+    w3 = connect(rpc, limits=network_limits())
     key = signer_key(w3, keystore, password_file, dev_account)
     if not json_output:
         typer.echo(f"Deploying FlareRounds to chain {w3.eth.chain_id} ({rpc}) ...", err=True)

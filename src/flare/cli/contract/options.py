@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flare.cli.common import emit_json
+from flare.cli.common import emit_json, network_limits
 from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def open_contract(
             "name the contract with --deployment FILE or --address 0x... (one of them)",
             hint="`flare-node contract deploy` writes the deployment file",
         )
-    w3 = connect(rpc)
+    w3 = connect(rpc, limits=network_limits())
     if deployment is not None:
         record = read_deployment(deployment)
         if record.chain_id != w3.eth.chain_id:

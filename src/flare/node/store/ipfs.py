@@ -6,21 +6,27 @@ are also hashed locally on their way out, and an add whose CID differs from the 
 error, so a daemon never silently names a file differently from the embedded store. Reads walk
 the DAG with `block/get` and verify every block before handing a byte out.
 
-Calls that fail to reach the daemon are retried a bounded number of times with exponential
-backoff, then raise `StoreUnavailableError` naming the daemon's address.
+Every call runs under `NetworkLimits`: a connect limit, an idle limit (the longest silence while
+sending or waiting) and a deadline for the whole call, retries included; hitting one raises
+`TimeLimitError` naming the daemon and the limit. Calls that fail to reach the daemon are
+retried a bounded number of times with exponential backoff within the deadline, then raise
+`StoreUnavailableError` naming the daemon's address.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import socket
 import time
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO, TypeVar
 
 import ipfshttpclient
+import requests
 from ipfshttpclient import exceptions as ipfs_errors
+from urllib3 import exceptions as urllib3_errors
 
 from flare.node.store.pipeline import FileReads, stream_file
 from flare.protocol.cid import (
@@ -33,6 +39,7 @@ from flare.protocol.cid import (
 )
 from flare.protocol.dagpb import block_links
 from flare.protocol.errors import FlareError
+from flare.protocol.limits import Deadline, NetworkLimits, TimeLimitError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
 
@@ -73,22 +80,26 @@ class IpfsStore(FileReads):
         self,
         api: str,
         *,
-        timeout: float = 300.0,
+        limits: NetworkLimits | None = None,
         fetch_timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`api` is the RPC multiaddr (see `api_multiaddr`); `fetch_timeout` bounds how long the
-        daemon may search the network for a block before it counts as missing."""
+        """`api` is the RPC multiaddr (see `api_multiaddr`); `limits` bound every call;
+        `fetch_timeout` bounds how long the daemon may search the network for a block before
+        it counts as missing."""
         self._api = api
+        self._limits = limits if limits is not None else NetworkLimits()
         self._fetch_timeout = f"{fetch_timeout:g}s"
         self._has_timeout = f"{min(fetch_timeout, 2.0):g}s"
         self._retries = max(1, retries)
         self._backoff = backoff
         self._sleep = sleep
         # Read the source in whole chunks: the local hasher then never re-buffers.
-        self._client = ipfshttpclient.Client(api, timeout=timeout, chunk_size=CHUNK_SIZE)
+        self._client = ipfshttpclient.Client(
+            api, timeout=(self._limits.connect, self._limits.idle), chunk_size=CHUNK_SIZE
+        )
 
     @property
     def location(self) -> str:
@@ -104,7 +115,7 @@ class IpfsStore(FileReads):
     ) -> str:
         start = stream.tell() if stream.seekable() else None
 
-        def attempt() -> tuple[Cid, Cid]:
+        def attempt(timeout: tuple[float, float]) -> tuple[Cid, Cid]:
             if start is not None:
                 stream.seek(start)
             tee = _HashingReader(stream, progress)
@@ -115,6 +126,7 @@ class IpfsStore(FileReads):
                 chunker=f"size-{CHUNK_SIZE}",
                 pin=pin,
                 opts=dict(_ADD_OPTIONS),
+                timeout=timeout,
             )
             return tee.finish(), Cid.parse(str(answer["Hash"]))
 
@@ -178,7 +190,8 @@ class IpfsStore(FileReads):
     def _pinned_recursively(self, root: Cid) -> bool:
         try:
             answer = self._call(
-                f"pin/ls {root}", lambda: self._client.pin.ls(root.text, type="recursive")
+                f"pin/ls {root}",
+                lambda t: self._client.pin.ls(root.text, type="recursive", timeout=t),
             )
         except DaemonError as error:
             if "not pinned" in error.message or _MISSING.search(error.message):
@@ -191,8 +204,8 @@ class IpfsStore(FileReads):
         try:
             self._call(
                 f"block/stat {cid}",
-                lambda: self._client.block.stat(
-                    cid.text, opts={"offline": "true", "timeout": self._has_timeout}
+                lambda t: self._client.block.stat(
+                    cid.text, opts={"offline": "true", "timeout": self._has_timeout}, timeout=t
                 ),
             )
         except DaemonError as error:
@@ -208,7 +221,7 @@ class IpfsStore(FileReads):
         )
         try:
             data = self._call(
-                f"block/get {cid}", lambda: self._client.block.get(cid.text, opts=opts)
+                f"block/get {cid}", lambda t: self._client.block.get(cid.text, opts=opts, timeout=t)
             )
         except DaemonError as error:
             if _MISSING.search(error.message):
@@ -225,7 +238,9 @@ class IpfsStore(FileReads):
         try:
             self._call(
                 f"pin/add {root}",
-                lambda: self._client.pin.add(root.text, opts={"timeout": self._fetch_timeout}),
+                lambda t: self._client.pin.add(
+                    root.text, opts={"timeout": self._fetch_timeout}, timeout=t
+                ),
             )
         except DaemonError as error:
             if _MISSING.search(error.message):
@@ -235,7 +250,7 @@ class IpfsStore(FileReads):
     def unpin(self, cid: str) -> bool:
         root = Cid.parse(cid)
         try:
-            self._call(f"pin/rm {root}", lambda: self._client.pin.rm(root.text))
+            self._call(f"pin/rm {root}", lambda t: self._client.pin.rm(root.text, timeout=t))
         except DaemonError as error:
             if "not pinned" in error.message:
                 return False
@@ -245,11 +260,11 @@ class IpfsStore(FileReads):
     def pins(self) -> list[str]:
         # No cid-base here: a daemon may hold CIDv0 pins, which base32 cannot spell; they are
         # converted to CIDv1 text like every other CID this store hands out.
-        answer = self._call("pin/ls", lambda: self._client.pin.ls(type="recursive"))
+        answer = self._call("pin/ls", lambda t: self._client.pin.ls(type="recursive", timeout=t))
         return sorted(encode_cid(decode_cid(key)) for key in answer["Keys"])
 
     def gc(self) -> GcReport:
-        answer = self._call("repo/gc", lambda: self._client.repo.gc())
+        answer = self._call("repo/gc", lambda t: self._client.repo.gc(timeout=t))
         errors = [item["Error"] for item in answer if item.get("Error")]
         if errors:
             raise DaemonError(f"the daemon at {self._api} reported gc errors: {errors[0]}")
@@ -267,29 +282,78 @@ class IpfsStore(FileReads):
 
     # ------------------------------------------------------------------ transport
 
-    def _call(self, what: str, request: Callable[[], T], *, retry: bool = True) -> T:
-        """Run `request`, retrying transport failures with backoff; daemon errors are final."""
+    def _call(
+        self, what: str, request: Callable[[tuple[float, float]], T], *, retry: bool = True
+    ) -> T:
+        """Run `request` under the limits, retrying transport failures with backoff while the
+        deadline allows; daemon errors are final. `request` takes the (connect, idle) timeouts
+        of its attempt."""
         attempts = self._retries if retry else 1
+        clock = Deadline(self._limits)
         attempt = 1
         while True:
             try:
-                return request()
+                return request(clock.attempt())
             except ipfs_errors.ErrorResponse as error:
                 raise DaemonError(f"the daemon at {self._api} refused {what}: {error}") from error
-            except _RETRYABLE as error:
-                if attempt >= attempts:
-                    raise StoreUnavailableError(self._api, attempts, _reason(error)) from error
-                self._sleep(self._backoff * 2 ** (attempt - 1))
-                attempt += 1
+            except (*_RETRYABLE, requests.RequestException) as error:
+                delay = self._backoff * 2 ** (attempt - 1)
+                if attempt < attempts and clock.allows_wait(delay):
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                phase = _timeout_phase(error)
+                if phase is not None:
+                    limit, seconds = clock.which(phase)
+                    raise TimeLimitError(
+                        f"the IPFS daemon at {self._api}", what, limit, seconds
+                    ) from error
+                raise StoreUnavailableError(self._api, attempt, _reason(error)) from error
             except ipfs_errors.Error as error:
                 raise DaemonError(f"the daemon at {self._api} failed {what}: {error}") from error
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and everything that caused it: requests and urllib3 nest the socket error
+    several levels down, in `__cause__`, `__context__` or the exception's arguments."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        item = todo.pop(0)
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+        todo.extend(x for x in item.args if isinstance(x, BaseException))
+
+
+def _timeout_phase(error: BaseException) -> str | None:
+    """ "connect" or "idle" when a timeout caused `error`, else None.
+
+    urllib3's `NewConnectionError` (refused, unresolvable) subclasses `ConnectTimeoutError` for
+    old callers' sake; it is no timeout, and is left out.
+    """
+    causes = [c for c in _causes(error) if not isinstance(c, urllib3_errors.NewConnectionError)]
+    if any(
+        isinstance(c, requests.ConnectTimeout | urllib3_errors.ConnectTimeoutError) for c in causes
+    ):
+        return "connect"
+    if any(
+        isinstance(c, requests.Timeout | urllib3_errors.TimeoutError | TimeoutError) for c in causes
+    ):
+        return "idle"
+    return None
+
+
 def _reason(error: Exception) -> str:
     """The useful end of a transport error ("Connection refused"), not urllib3's whole story."""
-    text = str(error)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    return found.group(1).strip() if found else text[:200]
+    if any(
+        isinstance(c, socket.gaierror | urllib3_errors.NameResolutionError) for c in _causes(error)
+    ):
+        return "the host name could not be resolved (check the address)"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+    return found.group(1).strip() if found else str(error)[:200]
 
 
 class _HashingReader:

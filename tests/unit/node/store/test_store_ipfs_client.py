@@ -127,7 +127,9 @@ def test_blocks_are_read_through_the_dag_and_verified() -> None:
 def test_an_add_the_daemon_names_differently_is_an_integrity_error() -> None:
     other = Cid.of_block(CODEC_RAW, b"not these bytes").text
     unpinned: list[str] = []
-    store = fake_store(add=lambda *_, **__: {"Hash": other}, pin_rm=unpinned.append)
+    store = fake_store(
+        add=lambda *_, **__: {"Hash": other}, pin_rm=lambda cid, **_: unpinned.append(cid)
+    )
 
     with pytest.raises(StorageIntegrityError, match="hash to"):
         store.put(b"these bytes")
@@ -209,9 +211,9 @@ def test_pins_are_listed_as_base32_cidv1_even_when_the_daemon_holds_cidv0() -> N
 def test_gc_counts_removed_blocks_and_surfaces_errors() -> None:
     removed = [{"Key": {"/": "bafkrei1"}}, {"Key": {"/": "bafkrei2"}}]
 
-    assert fake_store(repo_gc=lambda: removed).gc().removed_blocks == 2
+    assert fake_store(repo_gc=lambda **_: removed).gc().removed_blocks == 2
     with pytest.raises(DaemonError, match="disk"):
-        fake_store(repo_gc=lambda: [{"Error": "disk on fire"}]).gc()
+        fake_store(repo_gc=lambda **_: [{"Error": "disk on fire"}]).gc()
 
 
 def test_an_unpin_that_fails_after_a_misnamed_add_keeps_the_integrity_error() -> None:
