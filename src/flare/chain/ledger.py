@@ -126,6 +126,15 @@ class Web3Ledger:
     def timestamp(self) -> int:
         return self._tx.call(lambda: int(self.w3.eth.get_block("latest")["timestamp"]))
 
+    def balance(self) -> int:
+        """The sending account's balance in wei (0 for a read-only ledger)."""
+        account = self._tx.address
+        if account is None:
+            return 0
+        return self._tx.call(
+            lambda: int(self.w3.eth.get_balance(self.w3.to_checksum_address(account)))
+        )
+
     def events(self, from_block: int, to_block: int | None = None) -> list[ChainEvent]:
         last = self.block_number() if to_block is None else to_block
         return self._tx.call(

@@ -288,6 +288,13 @@ keep_update_rounds = 2
 # Run the embedded store's garbage collection after unpinning.
 gc = true
 
+[metrics]
+# Serve Prometheus metrics at http://HOST:PORT/metrics and a health check at /healthz
+# (`flare-node run --metrics-addr` wins). Keep it on a private interface.
+# addr = "127.0.0.1:9464"
+# Seconds of steps failing without a success before /healthz answers 503.
+stale_after = 300.0
+
 [log]
 # debug, info, warning or error.
 level = "info"

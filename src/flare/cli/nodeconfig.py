@@ -99,6 +99,12 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    addr: str | None = None  # HOST:PORT serving /metrics and /healthz; None = no server
+    stale_after: float = 300.0  # seconds of failing steps after which /healthz says unhealthy
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"  # debug, info, warning, error
     format: str = "text"  # text or json (one JSON object per line)
@@ -119,6 +125,7 @@ class NodeConfig:
     model: ModelSettings = field(default_factory=ModelSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -131,6 +138,7 @@ TABLES: dict[str, type[Any]] = {
     "model": ModelSettings,
     "training": TrainingSettings,
     "retention": RetentionSettings,
+    "metrics": MetricsSettings,
     "log": LogSettings,
 }
 _KINDS = {"str": "str", "Path": "path", "int": "int", "float": "float", "bool": "bool"}
@@ -375,6 +383,13 @@ def _seconds(value: float) -> float:
     return value
 
 
+def _host_port(value: str) -> str:
+    found = re.fullmatch(r"\[?([^\[\]\s]+?)\]?:(\d{1,5})", value)
+    if found is None or int(found.group(2)) > 65535:
+        raise _InvalidValueError(f"must be HOST:PORT (e.g. 127.0.0.1:9464), got {_show(value)}")
+    return value
+
+
 def _fraction(value: float) -> float:
     if not 0 < value < 1:
         raise _InvalidValueError(f"must be between 0 and 1 (both excluded), got {_show(value)}")
@@ -481,6 +496,8 @@ _RULES: dict[Slot, Rule] = {
     ("training", "twin_index"): _at_least(0),
     ("retention", "keep_globals"): _at_least(1),
     ("retention", "keep_update_rounds"): _at_least(1),
+    ("metrics", "addr"): _host_port,
+    ("metrics", "stale_after"): _seconds,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
     ("log", "format"): _one_of("text", "json"),
 }

@@ -8,15 +8,20 @@ started again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flare.cli.common import JsonOption, emit_json
 from flare.cli.nodeconfig import NodeConfig
+
+if TYPE_CHECKING:
+    from flare.cli.metrics import MetricsServer, NodeMetrics
+    from flare.node.round import Wait
 
 ConfigOption = Annotated[
     Path,
@@ -64,11 +69,21 @@ def run(
         str | None,
         typer.Option("--log-format", help="text or json (one object per line). Default: config."),
     ] = None,
+    metrics_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-addr",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics (/metrics) and a health check (/healthz) here. "
+            "Default: [metrics] addr in the config, else none.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the node: claim seats, train, submit, review and vote, round after round."""
     from flare.cli import nodelog
     from flare.cli.nodesetup import Stop, crash_hook, load_keys, node_password, open_loop
+    from flare.node.round import Acted
     from flare.node.round import run as run_loop
     from flare.node.state import NodeState
     from flare.protocol.errors import FlareError, UnavailableError
@@ -111,17 +126,38 @@ def run(
         except FlareError:
             return False  # the loop's own next step meets the error and backs off
 
+    metrics, server = _serve_metrics(metrics_addr or settings.metrics.addr, settings, ledger)
+
+    def on_step(result: Acted | Wait) -> None:
+        steps.step(result)
+        if metrics is not None:
+            if isinstance(result, Acted) and "gas" in result.details:
+                with contextlib.suppress(FlareError):  # before the step shows: a scrape that
+                    metrics.set_balance(ledger.balance())  # sees the step sees its cost
+            metrics.step(result)
+
     def on_error(error: FlareError, delay: float) -> None:
         kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
         state.note_error(error.message, error.hint)
         steps.error(kind, error.message, error.hint, delay)
+        if metrics is not None:
+            metrics.error(error, kind)
 
+    metrics_at = None if server is None else f"{server.host}:{server.port}"
     began = time.time()
     logger.info(
         f"node {address} on {ledger.address} (chain {ledger.chain_id}); "
         + (f"rounds {first}..{last}" if last is not None else f"from round {first}")
-        + note,
-        extra={"fields": {"step": "start", "node": address, "contract": ledger.address}},
+        + note
+        + (f"; metrics on http://{metrics_at}/metrics" if metrics_at else ""),
+        extra={
+            "fields": {
+                "step": "start",
+                "node": address,
+                "contract": ledger.address,
+                "metrics": metrics_at,
+            }
+        },
     )
     stop.install()
     try:
@@ -130,12 +166,14 @@ def run(
             clock,
             should_stop=should_stop,
             poll_seconds=settings.chain.poll_interval,
-            on_step=steps.step,
+            on_step=on_step,
             on_error=on_error,
         )
         state.end_run()
     finally:
         stop.uninstall()
+        if server is not None:
+            server.close()
         close = getattr(store, "close", None)
         if close is not None:
             close()
@@ -149,6 +187,29 @@ def run(
     state.close()
     if json_output:
         emit_json(summary)
+
+
+def _serve_metrics(
+    addr: str | None, settings: NodeConfig, ledger: Any
+) -> tuple[NodeMetrics | None, MetricsServer | None]:
+    """The metrics and their server when an address is given; (None, None) otherwise."""
+    if addr is None:
+        return None, None
+    from flare.cli.metrics import MetricsServer, NodeMetrics, parse_address
+    from flare.protocol.errors import FlareError
+
+    host, port = parse_address(addr)
+    metrics = NodeMetrics()
+    with contextlib.suppress(FlareError):
+        metrics.set_balance(ledger.balance())
+    server = MetricsServer(
+        metrics,
+        host,
+        port,
+        stale_after=settings.metrics.stale_after,
+        chain_round=ledger.current_round,
+    )
+    return metrics, server
 
 
 def _count(n: int, noun: str) -> str:

@@ -69,6 +69,10 @@ class Ledger(Protocol):
         """The latest block's timestamp: the clock phases are derived from."""
         ...
 
+    def balance(self) -> int:
+        """The sending account's balance in wei; 0 for a read-only ledger."""
+        ...
+
     def events(self, from_block: int, to_block: int | None = None) -> list[ChainEvent]:
         """The contract's events in [from_block, to_block] (None = latest), in emission order."""
         ...

@@ -650,3 +650,51 @@ def test_text_logs_have_one_line_per_step_with_round_and_phase(round_one: Round)
     assert ("propose" in said) is bool(proposals)
     waits = [m["message"] for m in matches if m["message"].startswith("waiting: ")]
     assert all(a != b for a, b in itertools.pairwise(waits))  # once per new reason
+
+
+# ------------------------------------------------------------------------------- metrics
+
+
+def scrape(url: str) -> dict[str, float]:
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url, timeout=5).text
+    return {
+        s.name + json.dumps(s.labels, sort_keys=True): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_run_serves_metrics_and_health_while_it_works(federation: ProcessFederation) -> None:
+    """A node on port 0 logs where it serves; once its update is registered, the scrape shows
+    the steps, the gas (as on-chain) and the balance, and /healthz says it keeps up."""
+    import requests
+
+    node = federation.nodes[0]
+    federation.start(node, args=["--metrics-addr", "127.0.0.1:0"])
+    process = node.runs[-1]
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    address = None
+    while address is None and process.poll() is None and time.monotonic() < deadline:
+        for entry in map(json.loads, filter(None, node.log().splitlines())):
+            address = address or entry.get("metrics")
+        time.sleep(0.05)  # polling a growing log file for a condition, bounded by the deadline
+    assert address, node.log()
+    url = f"http://{address}"
+    submitted = 'flare_steps_total{"step": "submit"}'
+    got: dict[str, float] = {}
+    while submitted not in got and process.poll() is None and time.monotonic() < deadline:
+        got = scrape(f"{url}/metrics")
+        time.sleep(0.05)  # a bounded poll of the node's own report, as a monitor would
+    assert got.get(submitted) == 1, node.log()
+    assert got["flare_round{}"] == 1
+    assert got["flare_gas_spent_total{}"] == gas_of(federation, signed(node, 1))
+    balance = int(federation.w3.eth.get_balance(node.address))
+    assert got["flare_balance_wei{}"] == pytest.approx(balance, rel=1e-15)  # a float sample
+    health = requests.get(f"{url}/healthz", timeout=5)
+    assert health.status_code == 200, health.text
+    assert health.json()["round"] == 1
+    process.kill()
+    process.wait()

@@ -488,6 +488,7 @@ def test_config_json_is_plain_json(tmp_path: Path) -> None:
         "model",
         "training",
         "retention",
+        "metrics",
         "log",
     }
 
