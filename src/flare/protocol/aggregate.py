@@ -6,7 +6,9 @@ the key `rounds.updates_root` sorts by (so `included` is in the order the root c
 construction), sums run in float64 in that order, and ties are broken by address: reordering
 the inputs never changes a bit of the result. Rules work one tensor at a time, so a committee
 member holds one tensor per update, never whole decompressed updates (a lazy
-`UpdateBundle.delta()` fits).
+`UpdateBundle.delta()` fits). An update that would push the model out of its dtype's range is
+left out like any other bad one (`flare.protocol.overflow` says how, and why the same way on
+every CPU).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from numpy.typing import NDArray
 
 from flare.protocol.errors import ConfigError
 from flare.protocol.modelspec import ModelSpec
+from flare.protocol.overflow import ModelStep, first_overflow, tensor_overflow
 from flare.protocol.rounds import address_bytes
 
 Delta = Mapping[str, NDArray[Any]]
@@ -60,11 +63,17 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """The aggregated delta (float64), the nodes it includes in order, and who was left out."""
+    """The aggregated delta (float64), the nodes it includes in order, and who was left out.
+
+    `weights` are what the rule multiplied each included update by before its division (the
+    sample count, clipped for clipped-fedavg; 1 for the unweighted rules), in `included` order:
+    how much each one pushes the aggregate, when one must go (`overflowing`).
+    """
 
     delta: Tensors
     included: tuple[str, ...]
     rejected: tuple[Rejection, ...] = ()
+    weights: tuple[float, ...] = ()
 
 
 # A dot product (BLAS, numpy's SIMD sums) adds in an order that depends on the CPU: its result
@@ -98,11 +107,17 @@ def _norm(tensors: Iterable[NDArray[Any]]) -> float:
 
 
 def screen(
-    updates: Sequence[Update], spec: ModelSpec, *, norm_bound: float
+    updates: Sequence[Update],
+    spec: ModelSpec,
+    *,
+    norm_bound: float,
+    step: ModelStep | None = None,
 ) -> tuple[list[Update], list[Rejection]]:
     """Pre-aggregation checks: a node address, one update per node, samples >= 1, names and
-    shapes of the spec, all values finite, L2 norm within `norm_bound`. Returns (accepted,
-    rejected), both sorted by node address (rejections of non-addresses last).
+    shapes of the spec, all values finite and within their dtype's range, the model the update
+    would make on its own (with `step`: base + rate * delta) within it too, L2 norm within
+    `norm_bound`. Returns (accepted, rejected), both sorted by node address (rejections of
+    non-addresses last).
 
     A node has one update per round; when several claim the same node, none of them can be
     trusted over the others, so all are rejected: which one survived would otherwise depend on
@@ -122,7 +137,7 @@ def screen(
         if copies[key] > 1:
             reason: str | None = f"{copies[key]} updates claim the same node; all are left out"
         else:
-            reason = _check(update, spec, norm_bound)
+            reason = _check(update, spec, norm_bound, step)
         if reason is None:
             accepted.append(update)
         else:
@@ -186,7 +201,9 @@ def _flat(tensor: NDArray[Any]) -> NDArray[np.float64]:
     return np.asarray(tensor, dtype=np.float64).ravel()
 
 
-def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
+def _check(
+    update: Update, spec: ModelSpec, norm_bound: float, step: ModelStep | None
+) -> str | None:
     """Why `update` cannot be aggregated, or None; one pass over its tensors."""
     if update.num_samples < 1:
         return f"numSamples {update.num_samples} is below 1"
@@ -194,7 +211,7 @@ def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
         odd = sorted(set(update.delta) ^ set(spec.names))
         return f"parameters differ from the model spec: {odd[:3]}"
     problems: list[str] = []
-    norm = _norm(_well_formed(update.delta, spec, problems))
+    norm = _norm(_well_formed(update.delta, spec, problems, step))
     if problems:
         return problems[0]
     if abs(norm - norm_bound) <= _CLOSE_CALL * norm_bound:  # too close for a CPU-ordered sum
@@ -205,10 +222,11 @@ def _check(update: Update, spec: ModelSpec, norm_bound: float) -> str | None:
 
 
 def _well_formed(
-    delta: Delta, spec: ModelSpec, problems: list[str]
+    delta: Delta, spec: ModelSpec, problems: list[str], step: ModelStep | None
 ) -> Iterator[NDArray[np.float64]]:
-    """Each tensor in spec order, as float64; stops at the first of the wrong shape or with a
-    non-finite value, recording why in `problems` (lazy deltas are computed once)."""
+    """Each tensor in spec order, as float64; stops at the first of the wrong shape, with a
+    non-finite value or out of its dtype's range, recording why in `problems` (lazy deltas
+    are computed once)."""
     for p in spec.params:
         tensor = np.asarray(delta[p.name], dtype=np.float64)
         if tensor.shape != p.shape:
@@ -216,6 +234,10 @@ def _well_formed(
             return
         if not np.isfinite(tensor).all():
             problems.append(f"{p.name} holds NaN or infinite values")
+            return
+        overflow = tensor_overflow(p, tensor, step)
+        if overflow is not None:
+            problems.append(overflow)
             return
         yield tensor
 
@@ -259,7 +281,7 @@ def fedavg(updates: Sequence[Update], spec: ModelSpec) -> Aggregate:
     ordered = _ordered(updates)
     weights = [float(u.num_samples) for u in ordered]
     delta = _weighted_sum(ordered, spec, weights, math.fsum(weights))
-    return Aggregate(delta, tuple(u.node for u in ordered))
+    return Aggregate(delta, tuple(u.node for u in ordered), weights=tuple(weights))
 
 
 def clipped_fedavg(updates: Sequence[Update], spec: ModelSpec, *, clip_norm: float) -> Aggregate:
@@ -274,14 +296,14 @@ def clipped_fedavg(updates: Sequence[Update], spec: ModelSpec, *, clip_norm: flo
         norm = update_norm(update.delta, spec)
         weights.append(n if norm <= clip_norm else n * (clip_norm / norm))
     delta = _weighted_sum(ordered, spec, weights, math.fsum(samples))
-    return Aggregate(delta, tuple(u.node for u in ordered))
+    return Aggregate(delta, tuple(u.node for u in ordered), weights=tuple(weights))
 
 
 def coordinate_median(updates: Sequence[Update], spec: ModelSpec) -> Aggregate:
     """Per-coordinate median (the mean of the two middle values for an even count)."""
     ordered = _ordered(updates)
     result = {p.name: np.median(_stack(ordered, p.name), axis=0) for p in spec.params}
-    return Aggregate(result, tuple(u.node for u in ordered))
+    return Aggregate(result, tuple(u.node for u in ordered), weights=(1.0,) * len(ordered))
 
 
 def trimmed_mean(updates: Sequence[Update], spec: ModelSpec, *, trim: int) -> Aggregate:
@@ -293,7 +315,7 @@ def trimmed_mean(updates: Sequence[Update], spec: ModelSpec, *, trim: int) -> Ag
     for p in spec.params:
         kept = np.sort(_stack(ordered, p.name), axis=0)[trim : len(ordered) - trim]
         result[p.name] = np.add.reduce(kept, axis=0) / len(kept)
-    return Aggregate(result, tuple(u.node for u in ordered))
+    return Aggregate(result, tuple(u.node for u in ordered), weights=(1.0,) * len(ordered))
 
 
 def krum_scores(updates: Sequence[Update], spec: ModelSpec, *, byzantine: int) -> list[float]:
@@ -333,7 +355,7 @@ def multi_krum(
         for i in sorted(ranking[select:])
     )
     mean = _weighted_sum(kept, spec, [1.0] * len(kept), float(len(kept)))
-    return Aggregate(mean, tuple(u.node for u in kept), dropped)
+    return Aggregate(mean, tuple(u.node for u in kept), dropped, (1.0,) * len(kept))
 
 
 @dataclass(frozen=True)
@@ -378,3 +400,32 @@ def aggregate(
     accepted, rejected = screen(updates, spec, norm_bound=norm_bound)
     result = RULES[rule.name](accepted, spec, rule)
     return Aggregate(result.delta, result.included, tuple(rejected) + result.rejected)
+
+
+def overflowing(
+    result: Aggregate, updates: Sequence[Update], spec: ModelSpec, step: ModelStep
+) -> Rejection | None:
+    """The update to leave out when base + rate * `result` leaves a dtype's range, or None.
+
+    Rule 3 of `flare.protocol.overflow`: at the first coordinate out of range, the included
+    update whose weight times its value there pushes furthest in the overflow's direction (one
+    float64 product each, so the same on every CPU); of equal pushes, the first in address
+    order. The caller leaves it out and applies the rule again to the rest.
+    """
+    where = first_overflow(result.delta, spec, step)
+    if where is None:
+        return None
+    by_node = {update.node: update for update in updates}
+    weights = result.weights or (1.0,) * len(result.included)
+    direction = 1.0 if where.value > 0.0 else -1.0
+    culprit, furthest = result.included[0], -math.inf
+    for node, weight in zip(result.included, weights, strict=True):
+        value = float(_flat(by_node[node].delta[where.name])[where.index])
+        push = direction * (weight * value)
+        if push > furthest:
+            culprit, furthest = node, push
+    return Rejection(
+        culprit,
+        f"{where.describe()}; its weighted value there, {direction * furthest:.6g}, pushes "
+        "furthest, so it is left out and the rest aggregated again",
+    )

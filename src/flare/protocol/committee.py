@@ -11,7 +11,9 @@ sums: decompression adds rank terms in order, deciding norms use `math.fsum`), s
 holders compute the same model bytes, the same CID and the same `updatesRoot`: a seat holder
 votes for a proposal when both match its own. (multi-Krum's distance sums are the exception: numpy's
 vectorized sums, whose order may differ between CPUs, so a near-tie may split the committee.)
-Nothing here raises for a bad update: each is left out with the reason, for the log.
+Nothing here raises for a bad update: each is left out with the reason, for the log. That
+includes one that would push a weight past what the model's dtype holds, alone or in the sum
+(`flare.protocol.overflow`): the model is then the rule applied to the rest.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from dataclasses import dataclass
 
 from eth_utils.address import to_checksum_address
 
-from flare.protocol.aggregate import RULES, Rejection, Update, find_copies, screen
+from flare.protocol.aggregate import RULES, Rejection, Update, find_copies, overflowing, screen
 from flare.protocol.bundle import InvalidBundleError, read_bundle, size_bound
 from flare.protocol.errors import FlareError
 from flare.protocol.model import GlobalModel, ModelMeta, apply_delta, write_model
 from flare.protocol.modelspec import MAX_RANK
+from flare.protocol.overflow import ModelStep
 from flare.protocol.policy import ReviewPolicy
 from flare.protocol.rounds import updates_root
 
@@ -109,7 +112,8 @@ def next_model(
         weight = min(bundle.meta.num_samples, policy.sample_cap)
         updates.append(Update(node, weight, bundle.delta()))
         cids[node] = submission.cid
-    accepted, screened_out = screen(updates, spec, norm_bound=policy.norm_bound)
+    step = ModelStep(base.weights, policy.server_learning_rate)
+    accepted, screened_out = screen(updates, spec, norm_bound=policy.norm_bound, step=step)
     rejected.extend(screened_out)
     arrival = {id(update): index for index, update in enumerate(updates)}
     accepted, copies = find_copies(
@@ -118,22 +122,33 @@ def next_model(
         threshold=policy.copy_threshold,
     )
     rejected.extend(copies)
-    if len(accepted) < max(1, rule.minimum_updates):
-        shortfall = NotEnoughUpdatesError(
-            f"{len(accepted)} update(s) passed the checks; rule {rule.name} needs "
-            f"{max(1, rule.minimum_updates)}",
-            hint="the round fails when review ends without a proposal; the next keeps its base",
-        )
-        shortfall.rejected = tuple(rejected)
-        raise shortfall
-    result = RULES[rule.name](accepted, spec, rule)
+    while True:  # each pass that overflows leaves one update out (see flare.protocol.overflow)
+        if len(accepted) < max(1, rule.minimum_updates):
+            raise _shortfall(len(accepted), policy, rejected)
+        result = RULES[rule.name](accepted, spec, rule)
+        culprit = overflowing(result, accepted, spec, step)
+        if culprit is None:
+            break
+        rejected.append(culprit)
+        accepted = [update for update in accepted if update.node != culprit.node]
     rejected.extend(result.rejected)
     root = updates_root([(node, cids[node]) for node in result.included])
     meta = ModelMeta(round=round_number, parent=base_cid, updates_root=root, model_spec=spec.hash)
-    rate = policy.server_learning_rate
-    step = result.delta if rate == 1.0 else {n: t * rate for n, t in result.delta.items()}
-    model = write_model(meta, spec, apply_delta(base, step))
+    moves = {name: step.scaled(tensor) for name, tensor in result.delta.items()}
+    model = write_model(meta, spec, apply_delta(base, moves))
     return NextModel(model, meta, result.included, tuple(rejected))
+
+
+def _shortfall(
+    passed: int, policy: ReviewPolicy, rejected: Sequence[Rejection]
+) -> NotEnoughUpdatesError:
+    needed = max(1, policy.rule.minimum_updates)
+    shortfall = NotEnoughUpdatesError(
+        f"{passed} update(s) passed the checks; rule {policy.rule.name} needs {needed}",
+        hint="the round fails when review ends without a proposal; the next keeps its base",
+    )
+    shortfall.rejected = tuple(rejected)
+    return shortfall
 
 
 def _mismatch(
