@@ -3,19 +3,22 @@
 Key files are attacker-reachable input (copied between machines, restored from backups), so
 every KDF parameter is read and capped *before* any derivation runs: a file asking for 64 GiB
 of scrypt memory is refused, not obeyed. Files are written atomically with mode 0600 and are
-refused on load when group or others have any access. eth_keyfile (0.7 s to import) is loaded
-only inside the functions that need it, so the CLI stays fast. The sealed ed25519 key and the
-node home layout live in `flare.node.identity`.
+refused on load when group or others have any access. Files written together (a node's three
+keys) change together even when the writing process is killed: see `write_private_files`.
+eth_keyfile (0.7 s to import) is loaded only inside the functions that need it, so the CLI stays
+fast. The sealed ed25519 key and the node home layout live in `flare.node.identity`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,11 @@ INIT_HINT = "create the node keys with `flare-node init`, or pass --home"
 SCRYPT_MAX_MEMORY = 1 << 30  # 128·n·r bytes; geth's standard n=2^18, r=8 is 256 MiB
 SCRYPT_MAX_WORK = 1 << 24  # n·r·p; geth's standard is 2^21
 PBKDF2_MAX_ITERATIONS = 1 << 22  # eth-keyfile's default is 1,000,000
+
+JOURNAL_NAME = ".replacing.json"
+"""Present only while several key files are being replaced: the staged files that become them."""
+JOURNAL_FORMAT = "flare-key-replacement/1"
+_STAGED_NAME = re.compile(r"\.(?P<target>[^/\\]+)\.[0-9a-f]{32}\.tmp")  # `atomic.staged_file`'s
 
 
 class KeyFileError(ConfigError):
@@ -62,8 +70,11 @@ def read_private_file(path: Path, *, what: str, missing_hint: str | None = None)
     """The bytes of a secret-bearing file, refused unless only its owner can access it.
 
     The mode is checked on the opened descriptor, so a file swapped in between the check and
-    the read is still the file that was checked.
+    the read is still the file that was checked. A replacement of the files beside it that a
+    killed process left half done is completed first, so no reader ever sees old and new keys
+    mixed.
     """
+    finish_replacement(path.parent)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang
     except FileNotFoundError:
@@ -102,43 +113,160 @@ def write_private_file(path: Path, data: bytes, *, force: bool = False) -> Path 
 def write_private_files(
     files: Sequence[tuple[Path, bytes]], *, force: bool = False
 ) -> list[Path | None]:
-    """Write several secret files as one change: all of them, or none (mode 0600, atomic).
+    """Write several secret files of one directory as one change: all of them, or none.
 
     Every file is written and synced under a temporary name first, so the usual failures (a
-    full disk, a read-only directory) happen before any key is replaced. Only then are they
-    renamed into place; should one of those renames fail, the files already renamed are put
-    back. Returns, per file, the backup of the file it replaced (with `force`) or None.
+    full disk, a read-only directory) happen before any key is replaced. With `force` the old
+    files are then linked to backups. Before the first rename, a journal naming the staged
+    files is written: from then on the change is decided, and a process killed between the
+    renames leaves it to be finished by the next one to read or write a key there
+    (`finish_replacement`). A rename that fails puts back the files already renamed. Returns,
+    per file, the backup of the file it replaced (with `force`) or None. Writers of one
+    directory take turns (an flock on the directory).
     """
+    directories = {path.parent for path, _ in files}
+    if len(directories) != 1:
+        raise ValueError("write_private_files writes the files of exactly one directory")
+    (directory,) = directories
+    try:
+        with _directory_lock(directory):
+            _roll_forward(directory)
+            _remove_orphans(directory, {path.name for path, _ in files})
+            backups = _write_staged(directory, files, force=force)
+            fsync_directory(directory)
+            if len(files) > 1:
+                (directory / JOURNAL_NAME).unlink()
+                fsync_directory(directory)
+    except KeyFileError:
+        raise
+    except OSError as error:
+        raise _write_error(error) from None
+    return backups
+
+
+def _write_staged(
+    directory: Path, files: Sequence[tuple[Path, bytes]], *, force: bool
+) -> list[Path | None]:
+    """Stage, back up, journal and rename `files` (the directory lock is held)."""
+    journal = directory / JOURNAL_NAME
     with contextlib.ExitStack() as stack:
-        try:
-            staged = [
-                stack.enter_context(staged_file(path, data, mode=0o600)) for path, data in files
-            ]
-        except OSError as error:
-            raise _write_error(error) from None
+        staged = [stack.enter_context(staged_file(path, data, mode=0o600)) for path, data in files]
         backups: list[Path | None] = []
         committed = 0
         try:
             for item in staged:
                 backups.append(_back_up(item.target) if force else None)
+            if len(staged) > 1:
+                document = {"format": JOURNAL_FORMAT, "staged": [i.temporary.name for i in staged]}
+                write_file_atomically(journal, json.dumps(document).encode(), mode=0o600)
+            for item in staged:
                 item.commit(exclusive=not force)
                 committed += 1
         except BaseException as failure:
             _undo([item.target for item in staged], backups, committed=committed)
+            journal.unlink(missing_ok=True)
             if isinstance(failure, FileExistsError):
                 raise KeyFileExistsError(
                     f"{staged[committed].target} already exists; refusing to overwrite a key",
                     hint="pass --force to replace it (the old file is kept as a .bak backup)",
                 ) from None
-            if isinstance(failure, OSError):
-                raise _write_error(failure) from None
             raise
-    try:
-        for directory in {path.parent for path, _ in files}:
-            fsync_directory(directory)
-    except OSError as error:
-        raise _write_error(error) from None
     return backups
+
+
+def finish_replacement(directory: Path) -> None:
+    """Complete a replacement of key files in `directory` that a killed process left half done.
+
+    Once the journal is written the new files are all complete, so finishing means renaming the
+    staged files that are still there; before it, the old files were never touched. Costs one
+    `lstat` when there is nothing to finish.
+    """
+    if not os.path.lexists(directory / JOURNAL_NAME):
+        return
+    try:
+        with _directory_lock(directory):
+            _roll_forward(directory)
+    except KeyFileError:
+        raise
+    except OSError as error:
+        raise KeyFileError(
+            f"cannot finish replacing the keys in {directory}: {error.strerror or error}",
+            hint="a replacement of the keys (`flare-node init --force`) was interrupted; run "
+            "this again as the user who owns the key directory",
+        ) from None
+
+
+def _roll_forward(directory: Path) -> None:
+    """Rename every staged file the journal lists over its target, then drop the journal."""
+    journal = directory / JOURNAL_NAME
+    try:
+        data = journal.read_bytes()
+    except FileNotFoundError:
+        return  # nothing pending, or another process finished it meanwhile
+    staged = _journal_entries(data)
+    if staged is None:
+        raise KeyFileError(
+            f"{journal} is not a {JOURNAL_FORMAT} journal; refusing to guess which keys are "
+            "current",
+            hint="compare the key files with their .bak backups, keep one complete set, then "
+            "delete the journal",
+        )
+    for name, target in staged:
+        with contextlib.suppress(FileNotFoundError):  # renamed before the process died
+            os.replace(directory / name, directory / target)
+    fsync_directory(directory)
+    journal.unlink()
+    fsync_directory(directory)
+
+
+def _journal_entries(data: bytes) -> list[tuple[str, str]] | None:
+    """(staged name, target name) per file a journal lists; None if it is not a journal.
+
+    Only names `atomic.staged_file` gives, each renamed to the name it was staged for: a
+    journal cannot send a file anywhere else.
+    """
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != JOURNAL_FORMAT:
+        return None
+    names = document.get("staged")
+    if not isinstance(names, list):
+        return None
+    entries = []
+    for name in names:
+        match = _STAGED_NAME.fullmatch(name) if isinstance(name, str) else None
+        if match is None:
+            return None
+        entries.append((name, match["target"]))
+    return entries
+
+
+def _remove_orphans(directory: Path, targets: set[str]) -> None:
+    """Delete staged copies of `targets` (and of the journal) left by a writer killed before
+    its change was decided: with the lock held and no journal, nothing else refers to them."""
+    with os.scandir(directory) as found:
+        orphans = [
+            entry.path
+            for entry in found
+            if (match := _STAGED_NAME.fullmatch(entry.name))
+            and match["target"] in {*targets, JOURNAL_NAME}
+        ]
+    for path in orphans:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive flock on the directory itself: no lock file appears among the keys."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _undo(paths: list[Path], backups: list[Path | None], *, committed: int) -> None:
