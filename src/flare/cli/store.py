@@ -259,3 +259,56 @@ def gc(
         return
     freed = "" if report.freed_bytes is None else f", {_size_text(report.freed_bytes)} freed"
     typer.echo(f"Removed {report.removed_blocks} unpinned block(s){freed}.")
+
+
+@app.command()
+def verify(
+    store: StoreOption = "embedded",
+    data_dir: DataDirOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Read back every pinned block and report damage; exit 1 if any is found.
+
+    On the embedded store, names each damaged block, the pack file that held it and the pins
+    it breaks, and every damaged pack. On an IPFS daemon, reads each pinned file through the
+    daemon (which may fetch blocks it lacks from peers; `ipfs repo verify` checks its own disk).
+    """
+    from dataclasses import asdict
+
+    from flare.node.store.verify import pinned_bytes
+    from flare.node.store.verify import verify as scrub
+    from flare.protocol.store import REPAIR_HINT
+
+    with (
+        _opened(store, data_dir, home) as backend,
+        _progress("Verifying", pinned_bytes(backend), json_output) as progress,
+    ):
+        report = scrub(backend, progress=progress)
+    if json_output:
+        emit_json(asdict(report) | {"clean": report.clean})
+    else:
+        blocks = "" if report.blocks_checked is None else f"{report.blocks_checked} block(s), "
+        typer.echo(
+            f"Read {report.pins_checked} pinned file(s) in {report.location}: "
+            f"{blocks}{_size_text(report.bytes_checked)}."
+        )
+        for pin in report.damaged_pins:
+            typer.echo(f"DAMAGED {pin.cid}")
+            for block in pin.blocks:
+                typer.echo(f"  block {block.cid}: {block.problem}")
+        for pack in report.damaged_packs:
+            pins = f"breaks {', '.join(pack.pins)}" if pack.pins else "no pinned file is affected"
+            typer.echo(f"damaged pack {pack.path}: {pack.problem} ({pins})")
+        if report.damaged_pins:
+            typer.echo(f"To repair each damaged file: {REPAIR_HINT}.", err=True)
+        if report.damaged_packs:
+            typer.echo(
+                "Once no pinned file is damaged, `flare-node store gc` rewrites the damaged "
+                "packs' intact blocks and deletes the packs.",
+                err=True,
+            )
+        if report.clean:
+            typer.echo("Every pinned block is intact.")
+    if not report.clean:
+        raise typer.Exit(1)

@@ -9,6 +9,9 @@ binary form the contract stores.
 
 Every read is verified block by block against its CID before a byte is handed out; a mismatch
 raises `StorageIntegrityError` naming the CID. A store never hands out or keeps half-written data.
+Content the store holds but cannot read back whole (a damaged disk, a pack cut short or deleted)
+raises `StoreCorruptionError`, never `BlockNotFoundError`: "not there" would send the operator
+looking for content that the store has lost. `VerifyReport` is what a scrub of the pins found.
 Reads of peer content take `max_bytes`: a file whose verified root declares more is refused with
 `ContentTooLargeError` before any other block is read, so a peer cannot make a node buffer an
 arbitrarily large file.
@@ -16,24 +19,31 @@ arbitrarily large file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from flare.protocol.cid import StorageIntegrityError
-from flare.protocol.errors import FlareError, UnavailableError
+from flare.protocol.errors import FlareError, IntegrityError, UnavailableError
 from flare.protocol.unixfs import ContentTooLargeError
 
 __all__ = [
+    "REPAIR_HINT",
     "BlobStore",
     "BlockNotFoundError",
     "ContentTooLargeError",
+    "DamagedBlock",
+    "DamagedPack",
+    "DamagedPin",
     "GcReport",
     "Progress",
     "StorageFullError",
     "StorageIntegrityError",
+    "StoreCorruptionError",
+    "StoreDamagedError",
     "StoreIOError",
     "StoreUnavailableError",
+    "VerifyReport",
 ]
 
 Progress = Callable[[int], None]
@@ -81,12 +91,163 @@ class StoreUnavailableError(UnavailableError):
         self.attempts = attempts
 
 
+REPAIR_HINT = (
+    "add the file again (`flare-node store add FILE`), or fetch it from a peer or daemon that "
+    "has it (`flare-node store get CID --store ipfs://HOST:PORT -o FILE`) and add that"
+)
+"""How to store damaged content anew; what a corrupt read and `store verify` tell the operator."""
+
+
+class StoreCorruptionError(StorageIntegrityError):
+    """Stored content cannot be read back whole: a block's bytes are damaged or lost.
+
+    `cid` (as for every `StorageIntegrityError`) and `block` name the block, `root` the file it
+    belongs to, `packs` the files on disk known to have held it (the message also names those
+    that may have). `lost` is True when the store already held no usable copy, False when this
+    very read found the bytes bad (`has` answers False for the one, raises the other).
+    """
+
+    def __init__(
+        self,
+        block: str,
+        root: str,
+        location: str,
+        problem: str,
+        *,
+        packs: tuple[str, ...] = (),
+        lost: bool = False,
+    ) -> None:
+        what = root if block == root else f"block {block} of {root}"
+        # Worded here rather than by StorageIntegrityError: the store, not the bytes a peer
+        # sent, is what failed, and the hint is how to store the block anew.
+        IntegrityError.__init__(
+            self,
+            f"{what} is corrupt in the store at {location}: {problem}",
+            hint=f"{REPAIR_HINT}; `flare-node store verify` lists all damage",
+        )
+        self.cid = block
+        self.reason = problem
+        self.block = block
+        self.root = root
+        self.location = location
+        self.packs = packs
+        self.lost = lost
+
+
 @dataclass(frozen=True, slots=True)
 class GcReport:
     """What a garbage collection removed; `freed_bytes` is None where the backend cannot tell."""
 
     removed_blocks: int
     freed_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedBlock:
+    """One block of pinned content that cannot be read back: its CID, what is wrong, and the
+    pack file that held it (None when no pack is known to have)."""
+
+    cid: str
+    problem: str
+    pack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedPin:
+    """A pin whose content cannot be read back whole, and the blocks at fault."""
+
+    cid: str
+    blocks: tuple[DamagedBlock, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedPack:
+    """A pack file found damaged, and the pins that lack a block it held or may have held."""
+
+    path: str
+    problem: str
+    pins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What a scrub read (every block of every pin), and what it found damaged.
+
+    `blocks_checked` is None where the backend reads whole files and cannot count blocks.
+    """
+
+    location: str
+    pins_checked: int
+    blocks_checked: int | None
+    bytes_checked: int
+    damaged_pins: tuple[DamagedPin, ...] = ()
+    damaged_packs: tuple[DamagedPack, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not self.damaged_pins and not self.damaged_packs
+
+
+_LISTED = 5  # damaged pins (and blocks of each) an error names; `store verify` lists them all
+
+
+def _some(items: Iterable[str]) -> str:
+    """The first few `items`, and how many more there are."""
+    listed = list(items)
+    more = f", and {len(listed) - _LISTED} more" if len(listed) > _LISTED else ""
+    return ", ".join(listed[:_LISTED]) + more
+
+
+class StoreDamagedError(IntegrityError):
+    """gc collected what it could prove dead, but pinned content is damaged.
+
+    Raised after the collection, so that a caller learns of the damage; `report` says what was
+    collected, `damaged` which pins lack which blocks, `kept` the pack files left in place.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        report: GcReport,
+        damaged: tuple[DamagedPin, ...],
+        kept: tuple[str, ...] = (),
+        *,
+        unknown: tuple[str, ...] = (),
+    ) -> None:
+        freed = "" if report.freed_bytes is None else f" ({report.freed_bytes} bytes freed)"
+        pins = "; ".join(
+            f"{pin.cid} ("
+            + _some(f"block {block.cid}: {block.problem}" for block in pin.blocks)
+            + ")"
+            for pin in damaged[:_LISTED]
+        )
+        if len(damaged) > _LISTED:
+            pins += f"; and {len(damaged) - _LISTED} more"
+        message = (
+            f"collected {report.removed_blocks} block(s) no pin needs{freed}, but "
+            f"{len(damaged)} pinned file(s) in the store at {location} are damaged: {pins}"
+        )
+        if kept:
+            message += (
+                f"; the damaged pack(s) {', '.join(kept)} were left as they are: they held "
+                "what is lost, or may have"
+            )
+        if unknown:
+            message += (
+                "; blocks no pin reaches were kept too: without the lost inner node(s) "
+                f"{', '.join(unknown)} nobody can tell which blocks lie under them"
+            )
+        super().__init__(
+            message,
+            hint="add those files again (`flare-node store add FILE`) or fetch them from a peer "
+            "or daemon, or unpin them if they are not needed, then run `flare-node store gc` "
+            "again; `flare-node store verify` reads every pinned block",
+        )
+        self.location = location
+        self.report = report
+        self.damaged = damaged
+        self.kept = kept
+        self.unknown = unknown
 
 
 @runtime_checkable

@@ -73,6 +73,11 @@ def _failures(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
             3,
             "StoreUnavailableError",
         ),
+        "store verify": (
+            [*empty_home, "--store", "ipfs://127.0.0.1:1"],
+            3,
+            "StoreUnavailableError",
+        ),
         "keys show": (empty_home, 2, "KeyFileMissingError"),
         "keys check": (empty_home, 2, "PasswordError"),
         "keys add-bls": (empty_home, 2, "PasswordError"),

@@ -9,7 +9,7 @@ Layout under the store directory (by default `<node home>/store`):
                         (written atomically: `.<cid>.<hex>.tmp` until complete)
     tmp/                packs being written; renamed into packs/ when complete
     bad                 `pack offset` of each stored block found corrupt on read
-    lock                flock: adds and pins share it, gc takes it alone
+    lock                flock: adds, pins and verify share it, gc takes it alone
 
 A put appends its new blocks to a pack in tmp/ and renames it into packs/ once every block
 and the index are written (every 256 MiB for large files), so nothing ever leaves a partial
@@ -18,6 +18,11 @@ Every read re-hashes.
 Packs are not fsynced by default; after a power loss a torn block fails verification on its
 next read, its location is listed in `bad`, and adding the file again writes it anew. (An add
 does not re-read blocks already there: a block counts as present until a read finds it bad.)
+Damage is reported as damage: a block the store held and can no longer serve (its bytes fail
+their hash, its pack is cut short or overwritten, a pinned block has vanished) raises
+`StoreCorruptionError` naming the block, its file and the pack, never "not in the store".
+`verify` reads every pinned block and reports what is damaged; gc collects what it can prove
+dead and keeps what damaged content may still need.
 `fsync=True` syncs every pack and its directory before it becomes visible. Pins are always
 synced. Several processes, and several threads of one, may share a store (see `lock.StoreLock`);
 readers take no lock, and re-read the pack listing when gc has moved a block under them.
@@ -25,7 +30,7 @@ readers take no lock, and re-read the pack listing when gc has moved a block und
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -34,6 +39,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flare.node.atomic import fsync_directory, write_file_atomically
+from flare.node.store.damage import (
+    Survey,
+    damaged_packs,
+    diagnose,
+    kept_for_repair,
+    missing_error,
+    walk,
+)
 from flare.node.store.files import entries, io_error, remove_file, remove_path
 from flare.node.store.lock import StoreLock
 from flare.node.store.packs import (
@@ -45,15 +58,23 @@ from flare.node.store.packs import (
     read_block,
 )
 from flare.node.store.pipeline import FileReads, ImportIO, stream_file
-from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError, verify_block
+from flare.protocol.cid import CODEC_DAG_PB, Cid, StorageIntegrityError
 from flare.protocol.dagpb import block_links
 from flare.protocol.errors import FlareError
-from flare.protocol.store import BlockNotFoundError, GcReport, Progress
+from flare.protocol.store import (
+    BlockNotFoundError,
+    GcReport,
+    Progress,
+    StoreCorruptionError,
+    StoreDamagedError,
+    VerifyReport,
+)
 from flare.protocol.unixfs import Block, FileHasher
 
 __all__ = ["EmbeddedStore"]
 
 _QUEUE_BLOCKS = 16  # chunk buffers, read or hashed but not yet written: 4 MiB
+_MAX_COPIES = 8  # copies of one block a read tries before giving up (two puts at once make two)
 
 
 class EmbeddedStore(FileReads):
@@ -124,8 +145,16 @@ class EmbeddedStore(FileReads):
                 root, lambda block: self._fetch(root, block), progress=progress, max_bytes=max_bytes
             )
         except StorageIntegrityError as error:
-            self._quarantine(Cid.parse(error.cid))
-            raise
+            better = self._explain(root, error)
+            if better is error:
+                raise
+            raise better from error
+
+    def _explain(self, root: Cid, error: StorageIntegrityError) -> StorageIntegrityError:
+        """The store's own account of a block that failed verification: which pack, and why."""
+        if isinstance(error, StoreCorruptionError):
+            return error
+        return self._diagnose(root, Cid.parse(error.cid)) or error
 
     def has(self, cid: str) -> bool:
         root = Cid.parse(cid)
@@ -133,6 +162,10 @@ class EmbeddedStore(FileReads):
         try:
             self._reachable(root)
         except BlockNotFoundError:
+            return False
+        except StoreCorruptionError as error:
+            if not error.lost:
+                raise  # found bad by this very call: say so once; it is missing from now on
             return False
         return True
 
@@ -142,14 +175,20 @@ class EmbeddedStore(FileReads):
             found = self._find(cid)
             if found is None:
                 break
+            path = self._index.path(found.pack)
             try:
-                return read_block(self._index.path(found.pack), found.offset, found.length)
+                return read_block(path, found.offset, found.length)
             except FileNotFoundError:
                 if attempt == 0:  # a gc rewrote the pack since this store looked: look again
                     self._refresh()
             except OSError as error:
+                if error.errno == errno.EIO:  # the disk could not read it back: damage too
+                    problem = f"reading it from pack {path} fails: {error.strerror}"
+                    raise StoreCorruptionError(
+                        cid.text, root.text, self.location, problem, packs=(path,)
+                    ) from error
                 raise io_error(error, self.location, f"read block {cid}") from error
-        raise BlockNotFoundError(root.text, self.location, block=cid.text)
+        raise self._missing(root, cid)
 
     def _find(self, cid: Cid) -> Location | None:
         """The block's location, looking at the packs on disk again if it is not known yet."""
@@ -159,8 +198,20 @@ class EmbeddedStore(FileReads):
             found = self._index.lookup(cid.digest)
         return found
 
+    def _read_checked(self, root: Cid, cid: Cid) -> bytes:
+        """Bytes of block `cid` that hash to it; a bad copy is set aside and the next one tried."""
+        for _ in range(_MAX_COPIES):
+            data = self._fetch(root, cid)
+            if hashlib.sha256(data).digest() == cid.digest:
+                return data
+            found = self._diagnose(root, cid)
+            if found is not None and self._index.lookup(cid.digest) is None:
+                raise found  # no other copy
+        raise StorageIntegrityError(cid.text, "its stored copies keep changing while read")
+
     def _reachable(self, root: Cid) -> set[bytes]:
-        """Digests of every block of `root`'s DAG; inner nodes are read and verified."""
+        """Digests of every block of `root`'s DAG, or the error for the first block missing or
+        bad; inner nodes are read and verified, leaves only looked up."""
         seen: set[bytes] = set()
         todo = [root]
         while todo:
@@ -168,41 +219,18 @@ class EmbeddedStore(FileReads):
             if cid.digest in seen:
                 continue
             if cid.codec == CODEC_DAG_PB:
-                data = self._fetch(root, cid)
-                try:
-                    verify_block(cid, data)
-                except StorageIntegrityError:
-                    self._quarantine(cid)
-                    raise
-                todo.extend(block_links(cid, data))
+                todo.extend(block_links(cid, self._read_checked(root, cid)))
             elif self._find(cid) is None:
-                raise BlockNotFoundError(root.text, self.location, block=cid.text)
+                raise self._missing(root, cid)
             seen.add(cid.digest)
         return seen
 
-    def _quarantine(self, cid: Cid) -> None:
-        """Stop using a stored block that fails its hash, so that adding the file rewrites it.
+    def _missing(self, root: Cid, cid: Cid) -> BlockNotFoundError | StoreCorruptionError:
+        pinned = (self._pins / root.text).exists()
+        return missing_error(self._index, self.location, root, cid, pinned=pinned)
 
-        A block cut short means its pack was torn: the pack's index is read again, which
-        keeps its whole records only. Other bad bytes are listed in `bad`. Takes no lock,
-        like every read: a gc running meanwhile may drop the line, which costs nothing but
-        finding the block bad again on its next read.
-        """
-        found = self._index.lookup(cid.digest)
-        if found is None:
-            return
-        path = self._index.path(found.pack)
-        try:
-            data = read_block(path, found.offset, found.length)
-            if len(data) < found.length:
-                self._index.reload(found.pack)
-                return
-            verify_block(cid, data)
-        except StorageIntegrityError:
-            with contextlib.suppress(OSError):
-                self._index.mark_bad(found)
-        except OSError:
-            return
+    def _diagnose(self, root: Cid, cid: Cid) -> StoreCorruptionError | None:
+        return diagnose(self._index, self.location, root, cid)
 
     # ------------------------------------------------------------------ pins and gc
 
@@ -234,26 +262,35 @@ class EmbeddedStore(FileReads):
         """Delete blocks no pin reaches, leftovers of interrupted writes and bad copies.
 
         Packs with nothing live go first, so that a gc on a full disk frees space before it
-        needs any. The live blocks of packs that also hold dead ones are then copied into new
-        packs, each hashed again on the way (a copy that fails is dropped); an old pack is
-        deleted once the new packs holding its blocks are synced to disk, so that even a power
-        cut leaves two copies, never none (and the next gc drops the newer). Where a block is
-        stored twice, the copy in use is verified before the others are dropped. A read error
-        stops gc before anything unread is deleted. Refuses (BlockNotFoundError) while some
-        pinned content is incomplete, rather than guess which blocks the missing nodes would
-        have kept. Files in packs/ that are not the store's packs are left alone.
+        needs any. The live blocks of packs that also hold dead ones, and of damaged packs, are
+        then copied into new packs, each hashed again on the way; an old pack is deleted once
+        the new packs holding its blocks are synced to disk, so that even a power cut leaves two
+        copies, never none (and the next gc drops the newer). Where a block is stored twice,
+        the copy in use is verified before the others are dropped. A read error stops gc before
+        anything unread is deleted. Files in packs/ that are not the store's packs are left alone.
+
+        Damaged pinned content does not stop the collection: gc deletes only what it can prove
+        dead, keeps the damaged packs that may still hold what is lost, and then raises
+        `StoreDamagedError` naming the damaged pins. Where a pinned inner node is lost, nothing
+        can tell the blocks under it from garbage: only bad and duplicate copies go then.
         """
         removed = freed = 0
         with self._lock.held(exclusive=True):
             try:
                 self._refresh()
                 self._check_duplicates()
-                live: set[bytes] = set()
-                for text in self.pins():
-                    live |= self._reachable(Cid.parse(text))
+                pins = self.pins()
+                survey = self._survey(pins)
+                if self._check_damaged_packs(survey):
+                    survey = self._survey(pins)  # blocks found bad there are lost now
+                kept = kept_for_repair(self._index, survey)
                 where = self._index.where()
+                live = set(where) if survey.unknown else set(survey.live)
+                damaged = self._index.damaged()
                 partial: list[tuple[str, list[Entry], int]] = []
                 for pack, held in self._index.packs().items():
+                    if pack in kept:
+                        continue
                     keep = [
                         entry
                         for entry in held
@@ -263,35 +300,115 @@ class EmbeddedStore(FileReads):
                     if not keep:
                         removed += len(held)
                         freed += self._delete_pack(pack)
-                    elif len(keep) < len(held):
+                    elif len(keep) < len(held) or pack in damaged:  # a damaged pack is rewritten
                         partial.append((pack, keep, len(held)))
                 for entry in entries(self._tmp_name, directories=False):
                     freed += remove_file(entry) or 0
-                removed_copying, freed_copying = self._compact(partial)
+                removed_copying, freed_copying, failed = self._compact(partial)
                 removed += removed_copying
                 freed += freed_copying
                 for entry in entries(str(self._pins), directories=False):
                     if entry.name.startswith(".") and entry.name.endswith(".tmp"):
                         remove_file(entry)  # a pin write cut short (pins are written beside them)
                 self._index.prune_bad()
+                if failed:  # a live block failed its hash while being copied: report it
+                    survey = self._survey(pins)
+                    kept |= failed
             except FlareError:
-                raise  # content incomplete, a full disk: already worded for the user
+                raise  # a full disk: already worded for the user
             except OSError as error:
                 raise io_error(error, self.location, "collect garbage") from error
-        return GcReport(removed_blocks=removed, freed_bytes=freed)
+        report = GcReport(removed_blocks=removed, freed_bytes=freed)
+        if survey.damaged:
+            raise StoreDamagedError(
+                self.location,
+                report,
+                survey.pins(),
+                tuple(sorted(self._index.path(pack) for pack in kept)),
+                unknown=tuple(survey.unknown),
+            )
+        return report
 
-    def _compact(self, partial: list[tuple[str, list[Entry], int]]) -> tuple[int, int]:
-        """Copy the blocks to keep out of `partial` packs and delete those; (removed, freed).
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        """Read back and hash every block of every pin; report what is damaged.
+
+        A scrub: it finds the damage that reads would meet later, while the files may still be
+        at hand to add again. Every pack's index is read anew first, so that damage done since
+        this process looked shows; blocks no pin reaches are not read, but every damaged pack
+        is reported, with the pins it affects (maybe none). A block found bad is set aside as a
+        read would, so that adding its file again writes it anew. Shares the lock with adds:
+        gc cannot move blocks meanwhile. `progress` hears the bytes of each leaf read.
+        """
+        with self._lock.held(exclusive=False):
+            self._refresh(again=True)
+            pins = self.pins()
+            survey = self._survey(pins, read_leaves=True, progress=progress)
+            packs = damaged_packs(self._index, survey)
+        return VerifyReport(
+            location=self.location,
+            pins_checked=len(pins),
+            blocks_checked=len(survey.live),
+            bytes_checked=survey.bytes,
+            damaged_pins=survey.pins(),
+            damaged_packs=packs,
+        )
+
+    def _survey(
+        self, pins: list[str], *, read_leaves: bool = False, progress: Progress | None = None
+    ) -> Survey:
+        """Walk every pin, reading and verifying inner nodes, and leaves if `read_leaves`."""
+
+        def visit(root: Cid, cid: Cid) -> tuple[list[Cid], int]:
+            if cid.codec != CODEC_DAG_PB and not read_leaves:
+                if self._find(cid) is None:
+                    raise self._missing(root, cid)
+                return [], 0
+            data = self._read_checked(root, cid)
+            if cid.codec == CODEC_DAG_PB:
+                return block_links(cid, data), len(data)
+            if progress is not None:
+                progress(len(data))
+            return [], len(data)
+
+        return walk(pins, visit)
+
+    def _check_damaged_packs(self, survey: Survey) -> bool:
+        """Hash the live blocks of damaged packs that gc is about to rewrite; True if any failed.
+
+        A pack whose header was overwritten still lists its blocks; before its blocks are copied
+        out and it is deleted, each live one is checked, so that a bad one is reported as lost
+        rather than dropped unnoticed.
+        """
+        failed = False
+        packs = self._index.packs()
+        for pack, damage in self._index.damaged().items():
+            if not damage.complete:
+                continue  # its blocks were hashed when it was read
+            for entry in packs.get(pack, []):
+                location = Location(pack, *entry[1:])
+                in_use = self._index.lookup(entry.digest) == location
+                if entry.digest in survey.live and in_use and self._intact(pack, *entry) is None:
+                    self._index.mark_bad(location)
+                    failed = True
+        return failed
+
+    def _compact(self, partial: list[tuple[str, list[Entry], int]]) -> tuple[int, int, set[str]]:
+        """Copy the blocks to keep out of `partial` packs and delete those; (removed, freed, the
+        packs kept because a live block in them failed its hash).
 
         Each old pack is deleted as soon as every block copied out of it sits in a committed
         (synced) new pack; `freed` is what the old packs took less what the new ones take.
         """
         removed = freed = 0
+        failed: set[str] = set()
         into = _Appender(self, dedupe=False, fsync=True)
         waiting: list[tuple[str, int]] = []  # an old pack, the new pack its last block went to
         try:
             for pack, keep, count in partial:
                 copied = self._copy(pack, keep, into)
+                if copied < len(keep):
+                    failed.add(pack)  # it shows which pinned block went bad: kept, reported
+                    continue
                 removed += count - copied
                 waiting.append((pack, into.last_segment if copied else -1))
                 while waiting and waiting[0][1] < into.segments:
@@ -302,7 +419,7 @@ class EmbeddedStore(FileReads):
             raise
         for pack, _ in waiting:
             freed += self._delete_pack(pack)
-        return removed, freed - into.bytes_committed
+        return removed, freed - into.bytes_committed, failed
 
     def _check_duplicates(self) -> None:
         """Verify the copy in use of each block stored twice; a bad one gives way to the next."""
@@ -313,13 +430,16 @@ class EmbeddedStore(FileReads):
                 self._index.mark_bad(location)  # held in memory even if the file is not written
 
     def _copy(self, pack: str, keep: list[Entry], into: _Appender) -> int:
-        """Append the intact blocks among `keep` to `into`; how many were intact."""
+        """Append the intact blocks among `keep` to `into`; how many were intact (a bad one is
+        listed in `bad`)."""
         copied = 0
         for entry in keep:
             data = self._intact(pack, *entry)
-            if data is not None:
-                into.append(entry.digest, data)
-                copied += 1
+            if data is None:
+                self._index.mark_bad(Location(pack, *entry[1:]))
+                continue
+            into.append(entry.digest, data)
+            copied += 1
         return copied
 
     def _intact(self, pack: str, digest: bytes, offset: int, length: int) -> bytes | None:
@@ -344,9 +464,9 @@ class EmbeddedStore(FileReads):
 
     # ------------------------------------------------------------------ helpers
 
-    def _refresh(self) -> None:
+    def _refresh(self, *, again: bool = False) -> None:
         try:
-            self._index.refresh()
+            self._index.refresh(again=again)
         except OSError as error:
             raise io_error(error, self.location, "list the packs") from error
 

@@ -19,6 +19,11 @@ bytes are one block whatever codec a CID gives them. The footer lets a store lea
 contents with two reads; a pack whose footer does not check out (a power loss before the page
 cache reached the disk) is read by walking its records and hashing each. Either way every block
 is hashed again whenever it is read, so a torn record can only ever fail a read, never answer one.
+
+A pack of ours that is damaged (header overwritten, cut short, index garbled) is not ignored:
+what can still be read of it is used, and the damage is kept (`PackDamage`) with the blocks it
+is known to have lost, so that a read of such a block says which pack failed instead of
+claiming the store never held it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from flare.node.atomic import fsync_directory
@@ -42,8 +47,11 @@ __all__ = [
     "SUFFIX",
     "Entry",
     "Location",
+    "PackContents",
+    "PackDamage",
     "PackIndex",
     "PackWriter",
+    "inspect_pack",
     "read_block",
     "read_pack_index",
 ]
@@ -73,6 +81,32 @@ class Location(NamedTuple):
     pack: str
     offset: int
     length: int
+
+
+CUT_SHORT = "cut short"  # why a block is lost: its record runs past the end of the pack
+BAD_HASH = "bad hash"  # its bytes are there but do not hash to its digest
+
+
+class PackDamage(NamedTuple):
+    """What is wrong with a pack of ours, and what is known of what it held.
+
+    `lost` maps the digest of each block the pack is known to have held but cannot serve to why
+    (`CUT_SHORT` or `BAD_HASH`). `complete` is True when the pack's own index listed everything
+    it held, False when its records had to be walked: then more may have been lost than `lost`
+    says, and nobody can tell which blocks.
+    """
+
+    problem: str
+    lost: Mapping[bytes, str]
+    complete: bool
+    size: int
+
+
+class PackContents(NamedTuple):
+    """The blocks a pack can serve, and its damage (None for a sound pack)."""
+
+    entries: list[Entry]
+    damage: PackDamage | None
 
 
 def _write_all(descriptor: int, pieces: Sequence[bytes | memoryview]) -> int:
@@ -164,42 +198,109 @@ def read_pack_index(path: str) -> list[Entry] | None:
 
     None for a file that is not a pack at all (no magic): nothing in it is trusted as one.
     """
+    contents = inspect_pack(path, ours=False)
+    return None if contents is None else contents.entries
+
+
+def inspect_pack(path: str, *, ours: bool) -> PackContents | None:
+    """A pack's blocks and what is wrong with it, from its footer or else from its records.
+
+    A file without the magic is foreign (None) unless it is `ours` (named as the store names its
+    packs): then its header was overwritten, and its index or records are read all the same,
+    since every block is hashed before it is used.
+    """
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(descriptor).st_size
+        if size == 0:
+            return PackContents([], PackDamage("it is empty", {}, False, 0)) if ours else None
+        problems = []
         if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
-            return None
-        if size >= len(MAGIC) + _FOOTER.size:
-            footer = os.pread(descriptor, _FOOTER.size, size - _FOOTER.size)
-            count, index_at, check, magic = _FOOTER.unpack(footer)
-            if magic == FOOTER_MAGIC and index_at + count * _ENTRY.size + _FOOTER.size == size:
-                index = os.pread(descriptor, count * _ENTRY.size, index_at)
-                if hashlib.sha256(index).digest()[:16] == check:
-                    entries = [Entry(*fields) for fields in _ENTRY.iter_unpack(index)]
-                    if all(entry.offset + entry.length <= index_at for entry in entries):
-                        return entries
-        return _scan(descriptor, size)
+            if not ours:
+                return None
+            problems.append("its header is damaged")
+        indexed, records_end = _indexed(descriptor, size)
+        if indexed is not None:
+            damage = None
+            if problems:
+                damage = PackDamage("; ".join(problems), {}, complete=True, size=size)
+            return PackContents(indexed, damage)
+        entries, lost, stop = _scan(descriptor, records_end)
+        if records_end == size:  # no footer: cut short, or its end overwritten
+            problems.append(_ENDS[stop])
+        else:  # the footer is there, the index it points at is not right
+            problems.append("its index is damaged")
+            if stop:
+                problems.append("the records before its index are damaged too")
+        bad = sum(1 for why in lost.values() if why == BAD_HASH)
+        if bad:
+            problems.append(f"{bad} block(s) in it fail their hash")
+        return PackContents(entries, PackDamage("; ".join(problems), lost, False, size))
     finally:
         os.close(descriptor)
 
 
-def _scan(descriptor: int, size: int) -> list[Entry]:
-    """The intact records of a pack without a usable index, each checked against its digest.
+# How a pack without a usable footer ends, by why the walk of its records stopped.
+_ENDS = {
+    "": "its index is gone: it was cut short, or its end overwritten",
+    "index": "its index is cut short or damaged",
+    "block": "it is cut short inside a block: the blocks after it and its index are gone",
+    "header": "it is cut short inside a record: the blocks after it and its index are gone",
+    "zeros": "its records run into a stretch of zeros, and what follows cannot be read",
+}
 
-    Only a crash leaves such a pack, so hashing it whole once is affordable; in exchange no
-    torn record, zeroed tail or stretch of the damaged index is ever taken for a block.
+
+def _indexed(descriptor: int, size: int) -> tuple[list[Entry] | None, int]:
+    """The footer's index and where the records end; (None, where they may end) if unusable.
+
+    Records end at `size` when the footer is missing (the pack was cut short or its end
+    overwritten), before it when the footer is there but the index fails its check.
     """
-    entries = []
+    if size < len(MAGIC) + _FOOTER.size:
+        return None, size
+    footer = os.pread(descriptor, _FOOTER.size, size - _FOOTER.size)
+    count, index_at, check, magic = _FOOTER.unpack(footer)
+    if magic != FOOTER_MAGIC:
+        return None, size
+    if index_at + count * _ENTRY.size + _FOOTER.size != size or index_at < len(MAGIC):
+        return None, size - _FOOTER.size
+    index = os.pread(descriptor, count * _ENTRY.size, index_at)
+    if hashlib.sha256(index).digest()[:16] != check:
+        return None, index_at
+    entries = [Entry(*fields) for fields in _ENTRY.iter_unpack(index)]
+    if not all(entry.offset + entry.length <= index_at for entry in entries):
+        return None, index_at
+    return entries, index_at
+
+
+def _scan(descriptor: int, size: int) -> tuple[list[Entry], dict[bytes, str], str]:
+    """The intact records of a pack without a usable index, each checked against its digest;
+    the digests of records found torn or failing their hash; where the walk stopped early
+    ("block", "header" or "zeros"; "index" where the index begins; "" if it reached `size`).
+
+    Only a crash or a damaged disk leaves such a pack, so hashing it whole once is affordable;
+    in exchange no torn record, zeroed tail or stretch of the damaged index is ever taken for a
+    block.
+    """
+    entries: list[Entry] = []
+    lost: dict[bytes, str] = {}
     position = len(MAGIC)
     while position + _RECORD.size <= size:
         digest, length = _RECORD.unpack(os.pread(descriptor, _RECORD.size, position))
         start = position + _RECORD.size
-        if digest == _NO_DIGEST or start + length > size:
-            break  # zeros a power loss left, or a record cut short: nothing after it counts
+        if digest == _NO_DIGEST:
+            return entries, lost, "zeros"
+        if start + length > size:
+            lost[digest] = CUT_SHORT
+            return entries, lost, "block"
         if hashlib.sha256(os.pread(descriptor, length, start)).digest() == digest:
             entries.append(Entry(digest, start, length))
+        elif length == 0:  # an index entry (its offset's high bytes are 0): the records ended
+            return entries, lost, "index"
+        else:
+            lost[digest] = BAD_HASH
         position = start + length
-    return entries
+    return entries, lost, "header" if position < size else ""
 
 
 class PackIndex:
@@ -207,11 +308,13 @@ class PackIndex:
 
     Other processes add and remove packs: `refresh` learns of them. A block stored twice (two
     puts of the same content at once) is read from the oldest pack; gc drops the other copies.
-    A file named like the store's own packs but without the magic is a pack a power cut left
-    empty or headless: it holds no blocks, and gc deletes it. Other `*.pack` files are foreign.
-    Locations found corrupt are listed, one `pack offset` line each, in the `bad` file, so that
-    every process (and the next put) treats the block as missing until it is written again.
-    Lookups take no lock: the map they read is only ever replaced whole, or added to.
+    A file named like the store's own packs is read even when damaged (its header overwritten,
+    its end cut off): what still hashes is served, and its `PackDamage` is kept for messages and
+    for gc, which keeps such a pack while pinned content is damaged. Other `*.pack` files
+    without the magic are foreign. Locations found corrupt are listed, one `pack offset` line
+    each, in the `bad` file, so that every process (and the next put) treats the block as lost
+    until it is written again. Lookups take no lock: the maps they read are only ever replaced
+    whole, or added to.
     """
 
     def __init__(self, packs: str, bad: str) -> None:
@@ -220,7 +323,9 @@ class PackIndex:
         self._lock = threading.Lock()
         self._packs: dict[str, list[Entry]] = {}
         self._foreign: set[str] = set()  # `*.pack` files without the magic: not ours
+        self._damage: dict[str, PackDamage] = {}
         self._where: dict[bytes, Location] = {}
+        self._lost: dict[bytes, list[tuple[str, str]]] = {}  # digest: (pack, why) it was lost
         self._bad: set[tuple[str, int]] = set()  # as listed in the file, plus `_local_bad`
         self._local_bad: set[tuple[str, int]] = set()  # found here, the file unwritable
 
@@ -230,6 +335,26 @@ class PackIndex:
     def lookup(self, digest: bytes) -> Location | None:
         """Where the block is, as of the last `refresh` (None before the first)."""
         return self._where.get(digest)
+
+    def lost(self, digest: bytes) -> list[tuple[str, str]]:
+        """The packs known to have held the block but unable to serve it, each with why
+        (`CUT_SHORT` or `BAD_HASH`), as of the last refresh."""
+        return list(self._lost.get(digest, ()))
+
+    def damaged(self) -> dict[str, PackDamage]:
+        """The damaged packs of ours known at the last refresh, with their damage (a copy)."""
+        with self._lock:
+            return dict(self._damage)
+
+    def bad_blocks(self) -> dict[str, list[Entry]]:
+        """Blocks found corrupt on read, by pack (those packs are damaged too)."""
+        with self._lock:
+            found: dict[str, list[Entry]] = {}
+            for name, held in self._packs.items():
+                for entry in held:
+                    if (name, entry.offset) in self._bad:
+                        found.setdefault(name, []).append(entry)
+            return found
 
     def packs(self) -> dict[str, list[Entry]]:
         """Every pack known at the last refresh and what it holds (a copy)."""
@@ -254,9 +379,17 @@ class PackIndex:
                         copies[digest] = copies.get(digest, 0) + 1
             return [(digest, self._where[digest]) for digest, n in copies.items() if n > 1]
 
-    def refresh(self) -> None:
-        """Learn the packs added and forget those removed since the last look, by anyone."""
+    def refresh(self, *, again: bool = False) -> None:
+        """Learn the packs added and forget those removed since the last look, by anyone.
+
+        `again` reads every pack anew, as a scrub does: damage done to a pack since this
+        process read it shows only then.
+        """
         with self._lock:
+            if again:
+                self._packs.clear()
+                self._foreign.clear()
+                self._damage.clear()
             with os.scandir(self.directory) as found:
                 names = {
                     entry.name[: -len(SUFFIX)]
@@ -266,21 +399,27 @@ class PackIndex:
             gone = self._packs.keys() - names
             for name in gone:
                 del self._packs[name]
+                self._damage.pop(name, None)
             self._foreign &= names
             newest = max(self._packs, default="")
             added = []
+            damaged = False
             for name in sorted(names - self._packs.keys() - self._foreign):
                 try:
-                    held = self._read(name)
+                    contents = self._read(name)
                 except FileNotFoundError:
                     continue  # removed by a gc since the listing
-                if held is None:
+                if contents is None:
                     self._foreign.add(name)
                     continue
-                self._packs[name] = held
+                self._packs[name] = contents.entries
+                if contents.damage is not None:
+                    self._damage[name] = contents.damage
+                    damaged = True
                 added.append(name)
-            # A pack older than one already known changes which copy of a block is oldest.
-            if self._read_bad() or gone or (added and added[0] < newest):
+            # A pack older than one already known changes which copy of a block is oldest; a
+            # damaged one adds blocks known lost.
+            if self._read_bad() or again or gone or damaged or (added and added[0] < newest):
                 self._rebuild()
             else:
                 for name in added:
@@ -295,15 +434,21 @@ class PackIndex:
     def reload(self, pack: str) -> None:
         """Read a pack's index again: it was found shorter than its index says (torn)."""
         with self._lock:
+            self._damage.pop(pack, None)
             try:
-                self._packs[pack] = self._read(pack) or []
+                contents = self._read(pack)
             except FileNotFoundError:
                 self._packs.pop(pack, None)
+            else:
+                self._packs[pack] = [] if contents is None else contents.entries
+                if contents is not None and contents.damage is not None:
+                    self._damage[pack] = contents.damage
             self._rebuild()
 
     def forget(self, pack: str) -> None:
         """A pack this process has just deleted."""
         with self._lock:
+            self._damage.pop(pack, None)
             if self._packs.pop(pack, None) is not None:
                 self._rebuild()
 
@@ -348,12 +493,9 @@ class PackIndex:
             if self._read_bad():
                 self._rebuild()
 
-    def _read(self, pack: str) -> list[Entry] | None:
-        """A pack's blocks; [] for a torn pack of ours, None for a file that is not ours."""
-        held = read_pack_index(self.path(pack))
-        if held is None and _OWN_NAME.fullmatch(pack):
-            return []
-        return held
+    def _read(self, pack: str) -> PackContents | None:
+        """A pack's blocks and damage; None for a file that is not ours and not a pack."""
+        return inspect_pack(self.path(pack), ours=_OWN_NAME.fullmatch(pack) is not None)
 
     def _learn(self, where: dict[bytes, Location], pack: str, entries: list[Entry]) -> None:
         for digest, offset, length in entries:
@@ -361,11 +503,19 @@ class PackIndex:
                 where.setdefault(digest, Location(pack, offset, length))
 
     def _rebuild(self) -> None:
-        """Recompute every location, then swap the map in: a lookup never sees it half built."""
+        """Recompute every location, then swap the maps in: a lookup never sees one half built."""
         where: dict[bytes, Location] = {}
+        lost: dict[bytes, list[tuple[str, str]]] = {}
         for name in sorted(self._packs):  # oldest first: names start with the creation time
             self._learn(where, name, self._packs[name])
+            for digest, offset, _ in self._packs[name]:
+                if (name, offset) in self._bad:
+                    lost.setdefault(digest, []).append((name, BAD_HASH))
+            damage = self._damage.get(name)
+            for digest, why in () if damage is None else damage.lost.items():
+                lost.setdefault(digest, []).append((name, why))
         self._where = where
+        self._lost = lost
 
     def _read_bad(self) -> bool:
         """Read the bad-location list again (it is small); True if it changed."""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from flare.protocol.cid import CODEC_RAW, Cid
+from flare.protocol.cid import CODEC_RAW, Cid, StorageIntegrityError
 from flare.protocol.store import Progress
 from flare.protocol.unixfs import CHUNK_SIZE, Block, file_size, iter_file
 
@@ -112,7 +112,9 @@ class FileReads:
     """`get`, `get_stream` and `size` of a store, from how it streams a file and fetches a block.
 
     A store defines `_fetch` (one block's stored bytes, unverified) and `_stream` (usually
-    `stream_file` over `_fetch`, plus whatever the store does about a bad block).
+    `stream_file` over `_fetch`, plus whatever the store does about a bad block), and may
+    define `_explain`, which turns a block that failed verification into the store's own
+    account of it (which file on disk, and why).
     """
 
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
@@ -125,7 +127,18 @@ class FileReads:
 
     def size(self, cid: str) -> int:
         root = Cid.parse(cid)
-        return file_size(root, self._fetch(root, root))
+        try:
+            return file_size(root, self._fetch(root, root))
+        except StorageIntegrityError as error:
+            better = self._explain(root, error)
+            if better is error:
+                raise
+            raise better from error
+
+    def _explain(self, root: Cid, error: StorageIntegrityError) -> StorageIntegrityError:
+        """What to raise for `error`, met reading `root`: the error itself unless the store
+        knows more."""
+        return error
 
     def _stream(
         self, root: Cid, progress: Progress | None, max_bytes: int | None

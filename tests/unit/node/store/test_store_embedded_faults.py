@@ -20,7 +20,12 @@ import pytest
 from flare.node.store import files, packs
 from flare.node.store.embedded import EmbeddedStore
 from flare.protocol.cid import CODEC_RAW, Cid, StorageIntegrityError
-from flare.protocol.store import BlockNotFoundError, StorageFullError, StoreIOError
+from flare.protocol.store import (
+    BlockNotFoundError,
+    StorageFullError,
+    StoreDamagedError,
+    StoreIOError,
+)
 from flare.protocol.unixfs import CHUNK_SIZE
 
 
@@ -226,8 +231,8 @@ def test_a_block_found_bad_by_one_process_stops_another_process_s_gc(tmp_path: P
     with pytest.raises(StorageIntegrityError):
         reader.get(cid)
 
-    with pytest.raises(BlockNotFoundError, match=cid):
-        collector.gc()  # the pinned file misses a block: nothing is collected
+    with pytest.raises(StoreDamagedError, match=cid):
+        collector.gc()  # the pinned file misses a block: its pack is kept, the damage named
 
     assert (tmp_path / "store" / "bad").read_text().count("\n") == 1
     assert reader.put(data) == cid
@@ -284,19 +289,26 @@ def test_gc_removes_leftovers_of_a_crashed_write(store: EmbeddedStore) -> None:
     assert report.freed_bytes == len(b"half a pack")
 
 
-def test_gc_refuses_to_run_when_pinned_content_is_incomplete(store: EmbeddedStore) -> None:
+def test_gc_collects_around_pinned_content_with_a_bad_block_and_names_it(
+    store: EmbeddedStore,
+) -> None:
     data = content(2 * CHUNK_SIZE, seed=11)
     cid = store.put(data)
     store.put(b"unpinned", pin=False)
-    overwrite(store, leaf_of(data, 1))
+    leaf = leaf_of(data, 1)
+    overwrite(store, leaf)
     with pytest.raises(StorageIntegrityError):
         store.get(cid)  # now listed as bad: the pinned file misses a block
-    before = [(path, path.stat().st_size) for path in pack_files(store.root)]
+    [damaged, _] = pack_files(store.root)
 
-    with pytest.raises(BlockNotFoundError, match=cid):
+    with pytest.raises(StoreDamagedError, match=cid) as caught:
         store.gc()
 
-    assert [(path, path.stat().st_size) for path in pack_files(store.root)] == before
+    assert caught.value.report.removed_blocks == 1  # the unpinned one
+    assert [pin.cid for pin in caught.value.damaged] == [cid]
+    assert [block.cid for block in caught.value.damaged[0].blocks] == [leaf.text]
+    assert caught.value.kept == (str(damaged),)
+    assert pack_files(store.root) == [damaged]  # untouched: it shows where the block was
 
 
 def test_an_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:

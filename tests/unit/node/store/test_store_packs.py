@@ -12,7 +12,15 @@ import pytest
 
 from flare.node.store import packs
 from flare.node.store.embedded import EmbeddedStore
-from flare.node.store.packs import Entry, PackIndex, PackWriter, read_block, read_pack_index
+from flare.node.store.packs import (
+    CUT_SHORT,
+    Entry,
+    PackIndex,
+    PackWriter,
+    inspect_pack,
+    read_block,
+    read_pack_index,
+)
 from flare.protocol.unixfs import CHUNK_SIZE
 
 
@@ -53,6 +61,11 @@ def test_a_pack_whose_index_is_damaged_is_read_by_walking_its_records(
         pack.write(b"\xff")
 
     assert read_pack_index(str(path)) == held
+    contents = inspect_pack(str(path), ours=True)
+    assert contents is not None
+    assert contents.damage is not None
+    assert contents.damage.lost == {}  # the index's entries are not taken for torn records
+    assert "fail their hash" not in contents.damage.problem
 
 
 def test_a_pack_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
@@ -60,6 +73,52 @@ def test_a_pack_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
     os.truncate(path, held[3].offset + 10)
 
     assert read_pack_index(str(path)) == held[:3]
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("magic", "its header is damaged"),
+        ("index", "its index is damaged"),
+        ("both", "its header is damaged; its index is damaged"),
+    ],
+)
+def test_a_damaged_pack_of_ours_is_read_and_its_damage_named(
+    tmp_path: Path, damage: str, problem: str
+) -> None:
+    path, held = written_pack(tmp_path, blocks(6, seed=9))
+    with open(path, "r+b") as pack:
+        if damage in ("magic", "both"):
+            pack.write(b"X")
+        if damage in ("index", "both"):
+            pack.seek(held[-1].offset + held[-1].length + 3)
+            pack.write(b"\xff")
+
+    contents = inspect_pack(str(path), ours=True)
+
+    assert contents is not None
+    assert contents.entries == held  # from the index, or from the records, each one hashed
+    assert contents.damage is not None
+    assert contents.damage.problem == problem
+    assert contents.damage.complete == (damage == "magic")
+    assert contents.damage.lost == {}
+    assert (read_pack_index(str(path)) is None) == (damage != "index")  # not ours: foreign
+
+
+def test_a_pack_cut_short_names_the_block_it_ends_in(tmp_path: Path) -> None:
+    path, held = written_pack(tmp_path, [bytes([n]) * 1000 for n in range(1, 6)])
+    os.truncate(path, held[3].offset + 10)
+
+    contents = inspect_pack(str(path), ours=True)
+
+    assert contents is not None
+    assert contents.entries == held[:3]
+    assert contents.damage is not None
+    assert contents.damage.lost == {held[3].digest: CUT_SHORT}
+    assert not contents.damage.complete  # the fifth block left no trace
+    assert contents.damage.problem == (
+        "it is cut short inside a block: the blocks after it and its index are gone"
+    )
 
 
 def test_a_block_cut_short_reads_short(tmp_path: Path) -> None:
