@@ -52,10 +52,11 @@ class RpcUrlError(ConfigError):
 class RpcUnavailableError(UnavailableError):
     """The endpoint did not answer (after retries) or did not answer JSON-RPC."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(
             f"cannot reach the chain at {url}: {reason}",
-            hint="check the URL and that the node is running "
+            hint=hint
+            or "check the URL and that the node is running "
             "(locally: `anvil --host 127.0.0.1 --port 8545`), or use --rpc eth-tester://",
         )
         self.url = url
@@ -180,7 +181,12 @@ def _limited_provider(url: str, limits: NetworkLimits, retries: int) -> Any:
 
 @contextmanager
 def rpc_errors(url: str) -> Iterator[None]:
-    """Turn transport failures that outlived the retries into an `RpcUnavailableError`."""
+    """Turn transport failures that outlived the retries into an `RpcUnavailableError`.
+
+    The message says which step failed (the name lookup, the connection, the answer) and
+    names the host: "connection refused" for a host that does not exist sends people looking
+    for a stopped node instead of a typo in the URL.
+    """
     import requests
     from web3.exceptions import BadResponseFormat
 
@@ -189,9 +195,81 @@ def rpc_errors(url: str) -> Iterator[None]:
     except requests.HTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
         raise RpcUnavailableError(url, f"HTTP {status}") from error
-    except requests.Timeout as error:
-        raise RpcUnavailableError(url, "timed out") from error
-    except requests.ConnectionError as error:
-        raise RpcUnavailableError(url, "connection refused or dropped") from error
+    except (requests.ConnectionError, requests.Timeout) as error:
+        reason, hint = _transport_failure(url, error)
+        raise RpcUnavailableError(url, reason, hint=hint) from error
     except (BadResponseFormat, json.JSONDecodeError) as error:
         raise RpcUnavailableError(url, "the answer is not JSON-RPC") from error
+
+
+def _transport_failure(url: str, error: BaseException) -> tuple[str, str | None]:
+    """What a `requests` failure means for a user: a reason naming the host, and a hint when
+    the default one (is the node running?) would point the wrong way.
+
+    requests wraps urllib3's errors, which wrap the socket's, partly as `args` and `reason`
+    rather than `__cause__`; the whole chain is searched for the root cause.
+    """
+    import http.client
+    import socket
+    import ssl
+
+    import requests
+    from urllib3.exceptions import NameResolutionError, ProtocolError
+
+    parts = urlsplit(url)
+    host = parts.hostname or parts.netloc
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    causes = _causes(error)
+
+    def found(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(cause, kinds) for cause in causes)
+
+    lookup = [cause for cause in causes if isinstance(cause, socket.gaierror)]
+    if lookup or found(NameResolutionError):
+        why = f" ({lookup[0].strerror})" if lookup and lookup[0].strerror else ""
+        return (
+            f"the host name {host} could not be resolved{why}",
+            "check the host name in the URL for a typo, and that this machine can resolve "
+            "names (DNS, network)",
+        )
+    if isinstance(error, requests.ConnectTimeout):
+        return (
+            f"connecting to {where} timed out",
+            "check the host and port, and that no firewall drops the connection",
+        )
+    if isinstance(error, requests.Timeout):
+        return (
+            f"{where} accepted the connection but did not answer in time",
+            "the node may be overloaded, still syncing or stuck; check its logs",
+        )
+    if found(ConnectionRefusedError):
+        return f"connection refused by {where} (nothing listens on that port)", None
+    if found(ssl.SSLError):
+        return (
+            f"the TLS handshake with {where} failed",
+            "check the URL's scheme (http or https) and the node's certificate",
+        )
+    if found(http.client.RemoteDisconnected):  # a ConnectionResetError, but an orderly close
+        return f"{where} closed the connection without answering", None
+    if found(ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+        return f"{where} reset the connection before answering", None
+    if found(ProtocolError):
+        return f"{where} dropped the connection before answering", None
+    innermost = causes[-1]
+    return f"could not talk to {where}: {innermost}", None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and every exception it wraps, outermost first."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        linked = [*current.args, getattr(current, "reason", None)]
+        linked += [current.__cause__, current.__context__]
+        pending += [item for item in linked if isinstance(item, BaseException)]
+    return seen

@@ -6,7 +6,13 @@ command functions, so `flare-node --help` stays fast.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import errno
+import os
+import select
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -33,6 +39,12 @@ from flare.protocol.errors import FlareError
 
 _ARGV_KEY = "flare.argv"
 
+# When the reader of the output leaves early (`flare-node ... | head`), git and coreutils die
+# of SIGPIPE, which a shell reports as 128 + 13. flare-node exits with that same status, quietly:
+# the output was cut short, so not 0, but nothing went wrong that anyone needs to read about.
+# It exits rather than dying of the signal so that cleanups (locks, temporary files) still run.
+EXIT_BROKEN_PIPE = 141
+
 
 class FlareGroup(TyperGroup):
     """Root group: the single place where domain errors become messages and exit codes.
@@ -43,32 +55,40 @@ class FlareGroup(TyperGroup):
     `{"error": {"type", "message", "hint", "exit_code"}}`, with the same exit code; this covers
     usage errors (bad or missing options, exit 2) too. The human message still goes to stderr,
     so stdout holds only that document and a person watching still reads the error.
+
+    Output whose reader has gone (`| head`) ends the command quietly with `EXIT_BROKEN_PIPE`.
     """
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         # Remember the whole command line: the group's parser splits it before `invoke`.
         ctx.meta[_ARGV_KEY] = list(args)
-        return super().parse_args(ctx, args)
+        with _quiet_when_the_reader_leaves():  # `--help` and `--version` print from here
+            return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except FlareError as error:
-            self._fail(ctx, error, error.message, error.hint, error.exit_code)
-        except OSError as error:
-            # A file or device the command needed failed (disk full, permissions, a vanished
-            # directory): say which and why instead of a traceback.
-            where = f" ({error.filename})" if error.filename else ""
-            message = f"{error.strerror or error}{where}"
-            self._fail(ctx, error, message, "check the path, its permissions and free space", 1)
-        except typer.TyperException as error:
-            # Click's usage errors (a bad or missing option, exit 2) keep their usual text
-            # unless the caller asked for JSON.
-            if not self._wants_json(ctx):
-                raise
-            usage_ctx = getattr(error, "ctx", None)
-            hint = f"try '{usage_ctx.command_path} --help'" if usage_ctx is not None else None
-            self._fail(ctx, error, error.format_message(), hint, error.exit_code)
+        with _quiet_when_the_reader_leaves():
+            try:
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # so a closed pipe shows here, not in Python's flush at exit
+                return result
+            except FlareError as error:
+                self._fail(ctx, error, error.message, error.hint, error.exit_code)
+            except OSError as error:
+                if _reader_left(error):
+                    raise
+                # A file or device the command needed failed (disk full, permissions, a
+                # vanished directory): say which and why instead of a traceback.
+                where = f" ({error.filename})" if error.filename else ""
+                message = f"{error.strerror or error}{where}"
+                self._fail(ctx, error, message, _os_hint(error), 1)
+            except typer.TyperException as error:
+                # Click's usage errors (a bad or missing option, exit 2) keep their usual text
+                # unless the caller asked for JSON.
+                if not self._wants_json(ctx):
+                    raise
+                usage_ctx = getattr(error, "ctx", None)
+                hint = f"try '{usage_ctx.command_path} --help'" if usage_ctx else None
+                self._fail(ctx, error, error.format_message(), hint, error.exit_code)
 
     def _fail(
         self, ctx: typer.Context, error: Exception, message: str, hint: str | None, code: int
@@ -102,6 +122,75 @@ class FlareGroup(TyperGroup):
         if isinstance(command, TyperGroup):
             return True  # an unknown subcommand: answer in the form the caller asked for
         return any("--json" in getattr(param, "opts", ()) for param in command.params)
+
+
+def _os_hint(error: OSError) -> str:
+    if error.errno == errno.EPIPE:  # not our stdout (see _reader_left): a child or a socket
+        return "a program or connection the command was writing to closed early"
+    return "check the path, its permissions and free space"
+
+
+@contextmanager
+def _quiet_when_the_reader_leaves() -> Iterator[None]:
+    """Turn a write to a closed stdout or stderr into a quiet `EXIT_BROKEN_PIPE`.
+
+    The closed stream is pointed at /dev/null first (the recipe in Python's signal docs), so
+    the rest of the command's output and Python's own flush at exit go nowhere instead of
+    ending in "Exception ignored ... BrokenPipeError".
+    """
+    stdout_was_devnull = _is_devnull(sys.stdout)
+    try:
+        yield
+    except OSError as error:
+        if not _reader_left(error):
+            raise
+        for stream in (sys.stdout, sys.stderr):
+            if _pipe_closed(stream):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
+    except SystemExit as exit_:
+        # rich, which prints help and tables, meets a closed stdout on its own: it points
+        # stdout at /dev/null and exits 1. Give that the same status as every other case.
+        if exit_.code == 1 and not stdout_was_devnull and _is_devnull(sys.stdout):
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        raise
+
+
+def _reader_left(error: OSError) -> bool:
+    """Whether `error` is this process writing to a stdout or stderr nobody reads any more.
+
+    A broken pipe to anything else (a child process, a socket) is a failure to report. The
+    error does not say which descriptor failed, so the standard streams are asked directly.
+    """
+    return error.errno == errno.EPIPE and (_pipe_closed(sys.stdout) or _pipe_closed(sys.stderr))
+
+
+def _is_devnull(stream: IO[Any] | None) -> bool:
+    """Whether `stream` writes to /dev/null (how rich leaves stdout after a broken pipe)."""
+    try:
+        fd = stream.fileno() if stream is not None else -1
+        if fd < 0:
+            return False
+        here, null = os.fstat(fd), os.stat(os.devnull)
+    except (OSError, ValueError):  # closed, or a stream in memory (click's test runner)
+        return False
+    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
+
+
+def _pipe_closed(stream: IO[Any] | None) -> bool:
+    """Whether `stream` is a pipe or socket whose reading end is closed."""
+    try:
+        fd = stream.fileno() if stream is not None else -1
+    except (OSError, ValueError):  # closed, or a stream in memory (click's test runner)
+        return False
+    if fd < 0 or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    # Linux reports a pipe without readers as POLLERR, macOS as POLLHUP.
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 app = typer.Typer(

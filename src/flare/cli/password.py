@@ -3,11 +3,17 @@
 Daemons and CI have no terminal, so the order is: `--password-file` if given, else
 `$FLARE_PASSWORD` if set, else an interactive prompt. A password file is a secret like a key
 file and gets the same permission check.
+
+The prompt needs stdin to be a terminal. Without one, Python's getpass falls back to reading
+stdin in the clear and prints its own warnings ("Password input may be echoed"); flare-node
+refuses instead, with one message that names the two ways to give the password unattended.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +51,8 @@ def read_password(
     """The password from `password_file`, else `$env_var`, else a hidden prompt.
 
     `confirm` asks twice at the prompt (for a new password); files and variables are taken
-    as they are. An empty password is refused from every source.
+    as they are. An empty password is refused from every source, and so is the prompt when
+    stdin is a file or pipe (the caller meant to run unattended).
     """
     if password_file is not None:
         data = read_private_file(password_file, what="password file")
@@ -58,17 +65,38 @@ def read_password(
     elif os.environ.get(env_var):
         password, source = os.environ[env_var], f"${env_var}"
     else:
+        unattended = (
+            "put it in a file of mode 0600 and pass --password-file FILE (in a node config: "
+            f"[keys] password_file), or set ${env_var}"
+        )
+        if not _stdin_is_terminal():
+            raise PasswordError(
+                "no password given, and stdin is not a terminal to ask for one", hint=unattended
+            )
         try:
             password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
-        except typer.Abort:  # EOF on stdin or Ctrl-C at the prompt
-            raise PasswordError(
-                "no password given",
-                hint=f"pass --password-file, set ${env_var}, or run in a terminal",
-            ) from None
+        except typer.Abort:  # EOF or Ctrl-C at the prompt
+            raise PasswordError("no password given", hint=unattended) from None
         source = "the prompt"
     if not password:
         raise PasswordError(f"the password from {source} is empty")
     return password
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether a hidden prompt can work: stdin is not a plain file or pipe.
+
+    A stream put in place of stdin inside the process (click's test runner, an embedding
+    program) has no descriptor; it is left to the prompt, which reads it like a terminal.
+    """
+    if sys.stdin is None:
+        return False
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except io.UnsupportedOperation:  # a stream without a descriptor
+        return True
+    except (OSError, ValueError):  # stdin closed
+        return False
 
 
 def check_new_password(password: str) -> None:

@@ -26,6 +26,7 @@ from flare.cli.contract.options import (
     report_tx,
     seconds,
 )
+from flare.cli.hexarg import parse_address
 from flare.cli.password import PasswordFileOption
 from flare.cli.store import DataDirOption, StoreOption
 from flare.protocol.errors import ConfigError, IntegrityError
@@ -65,6 +66,7 @@ def allow(
     json_output: JsonOption = False,
 ) -> None:
     """Put a node on the allowlist so it may register (owner)."""
+    node = parse_address(node, what="NODE")
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     report_tx(f"allowed {node}", ledger.allow(node), json_output, node=node)
 
@@ -80,6 +82,7 @@ def disallow(
     json_output: JsonOption = False,
 ) -> None:
     """Take a node off the allowlist and deregister it (owner)."""
+    node = parse_address(node, what="NODE")
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     report_tx(f"disallowed {node}", ledger.disallow(node), json_output, node=node)
 
@@ -152,29 +155,23 @@ def set_config(
     from flare.protocol.cid import Cid
     from flare.protocol.rounds import RoundConfig
 
+    # The options are read before the chain is contacted, so a typo fails at once (exit 2).
+    train = None if train_window is None else seconds(train_window, "--train-window")
+    review = None if review_window is None else seconds(review_window, "--review-window")
+    claim = None if min_claim_window is None else seconds(min_claim_window, "--min-claim-window")
+    policy = None if policy_file is None else read_policy_file(policy_file)
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     old = ledger.config()
     policy_cid, max_samples = old.review_policy, old.max_samples
-    if policy_file is not None:
-        policy = read_policy_file(policy_file)
+    if policy is not None:
         policy_cid = Cid.parse(pin_policy(policy, store, data_dir, home)).binary
         max_samples = policy.sample_cap
     new = RoundConfig(
         committee_size=old.committee_size if committee_size is None else committee_size,
         quorum_bps=old.quorum_bps if quorum_bps is None else quorum_bps,
-        train_window=(
-            old.train_window if train_window is None else seconds(train_window, "--train-window")
-        ),
-        review_window=(
-            old.review_window
-            if review_window is None
-            else seconds(review_window, "--review-window")
-        ),
-        min_claim_window=(
-            old.min_claim_window
-            if min_claim_window is None
-            else seconds(min_claim_window, "--min-claim-window")
-        ),
+        train_window=old.train_window if train is None else train,
+        review_window=old.review_window if review is None else review,
+        min_claim_window=old.min_claim_window if claim is None else claim,
         min_updates=old.min_updates if min_updates is None else min_updates,
         max_samples=max_samples,
         review_policy=policy_cid,
@@ -227,6 +224,7 @@ def transfer_ownership(
     json_output: JsonOption = False,
 ) -> None:
     """Offer ownership; the new owner takes over when it runs accept-ownership (owner)."""
+    new_owner = parse_address(new_owner, what="NEW_OWNER")
     ledger = open_signing(rpc, deployment, address, keystore, password_file, dev_account)
     receipt = ledger.transfer_ownership(new_owner)
     report_tx(f"ownership offered to {new_owner}", receipt, json_output, pending_owner=new_owner)

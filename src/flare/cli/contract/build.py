@@ -13,6 +13,7 @@ from flare.cli.common import HomeOption, JsonOption, RpcOption, emit_json, netwo
 from flare.cli.contract.options import (
     DevAccountOption,
     KeystoreOption,
+    check_signer,
     cid_text,
     config_text,
     hex32,
@@ -20,6 +21,7 @@ from flare.cli.contract.options import (
     seconds,
     signer_key,
 )
+from flare.cli.hexarg import parse_address
 from flare.cli.password import PasswordFileOption
 from flare.cli.policy import PolicyFileOption
 from flare.cli.store import DataDirOption, StoreOption
@@ -152,8 +154,15 @@ def deploy(
         raise ConfigError(
             f"{out} already exists", hint="pass another --out, or --force to replace the record"
         )
+    # Everything the command line can get wrong is checked before anything is pinned or the
+    # chain is contacted: a typo is a usage error at once.
+    owner = None if owner is None else parse_address(owner, what="--owner")
+    spec = hex32(model_spec_hash, "--model-spec-hash")
+    # The genesis CID is on-chain for good: refuse one nodes could not fetch (codec, hash).
+    genesis = Cid.parse(genesis_model).binary
     policy = read_policy_file(policy_file)
     train = seconds(train_window, "--train-window")
+    check_signer(keystore, dev_account)
     config = RoundConfig(
         committee_size=committee_size,
         quorum_bps=quorum_bps,
@@ -168,9 +177,6 @@ def deploy(
         max_samples=policy.sample_cap,
         review_policy=Cid.parse(pin_policy(policy, store, data_dir, home)).binary,
     )
-    spec = hex32(model_spec_hash, "--model-spec-hash")
-    # The genesis CID is on-chain for good: refuse one nodes could not fetch (codec, hash).
-    genesis = Cid.parse(genesis_model).binary
     _check_record_path(out)
     w3 = connect(rpc, limits=network_limits())
     key = signer_key(w3, keystore, password_file, dev_account)

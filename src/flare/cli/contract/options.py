@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -107,19 +107,26 @@ def signer_key(
     """The private key to send with, from exactly one of --keystore and --dev-account."""
     from flare.chain.devchain import dev_account_key
 
-    if keystore is not None and dev_account is not None:
-        raise ConfigError("give --keystore or --dev-account, not both")
+    check_signer(keystore, dev_account)
     if dev_account is not None:
         return dev_account_key(int(w3.eth.chain_id), dev_account)
-    if keystore is None:
+    from flare.cli.password import read_password
+    from flare.node.keys import read_keystore
+
+    # check_signer: without --dev-account there is a keystore.
+    path = cast("Path", keystore)
+    return read_keystore(path, read_password(password_file, prompt="Keystore password"))
+
+
+def check_signer(keystore: Path | None, dev_account: int | None) -> None:
+    """Exactly one of --keystore and --dev-account, or a usage error."""
+    if keystore is not None and dev_account is not None:
+        raise ConfigError("give --keystore or --dev-account, not both")
+    if keystore is None and dev_account is None:
         raise ConfigError(
             "this command sends a transaction and needs a key",
             hint="pass --keystore FILE (or --dev-account N on a local dev chain)",
         )
-    from flare.cli.password import read_password
-    from flare.node.keys import read_keystore
-
-    return read_keystore(keystore, read_password(password_file, prompt="Keystore password"))
 
 
 def open_contract(
@@ -132,28 +139,32 @@ def open_contract(
     password_file: Path | None = None,
     dev_account: int | None = None,
 ) -> Web3Ledger:
-    """The ledger named on the command line, checked to be a FlareRounds on this chain."""
+    """The ledger named on the command line, checked to be a FlareRounds on this chain.
+
+    The address and the record are checked before the chain is contacted: a typo is then a
+    usage error at once, not a wait on a node that may be down.
+    """
     from flare.chain.connect import connect
     from flare.chain.deploy import read_deployment
     from flare.chain.ledger import open_ledger
+    from flare.cli.hexarg import parse_address
 
     if (deployment is None) == (address is None):
         raise ConfigError(
             "name the contract with --deployment FILE or --address 0x... (one of them)",
             hint="`flare-node contract deploy` writes the deployment file",
         )
+    record = read_deployment(deployment) if deployment is not None else None
+    target = record.address if record is not None else parse_address(str(address), what="--address")
     w3 = connect(rpc, limits=network_limits())
-    if deployment is not None:
-        record = read_deployment(deployment)
-        if record.chain_id != w3.eth.chain_id:
-            raise ConfigError(
-                f"{deployment} is a deployment on chain {record.chain_id}, "
-                f"but {rpc} is chain {w3.eth.chain_id}",
-                hint="pass the --rpc of the chain it was deployed on",
-            )
-        address = record.address
+    if record is not None and record.chain_id != w3.eth.chain_id:
+        raise ConfigError(
+            f"{deployment} is a deployment on chain {record.chain_id}, "
+            f"but {rpc} is chain {w3.eth.chain_id}",
+            hint="pass the --rpc of the chain it was deployed on",
+        )
     key = signer_key(w3, keystore, password_file, dev_account) if signer else None
-    return open_ledger(w3, str(address), private_key=key)
+    return open_ledger(w3, target, private_key=key)
 
 
 def open_signing(
