@@ -97,13 +97,18 @@ def run(
     keys = load_keys(settings, node_password(settings, prompt=False))
     address = keys.identity.address
     state = NodeState(settings.home.expanduser() / "state")
-    try:
-        loop = open_loop(settings, keys, state, log=steps.note, checkpoint=checkpoint)
+    try:  # first: a second process on this node is refused before it touches chain or store
+        resumed = state.begin_run()
     except BaseException:
         state.close()
         raise
+    try:
+        loop = open_loop(settings, keys, state, log=steps.note, checkpoint=checkpoint)
+    except BaseException:
+        state.end_run()  # it never ran: the next run is no restart after a crash
+        state.close()
+        raise
     ledger, store = loop.ledger, loop.store
-    resumed = state.begin_run()
     first = max(1, ledger.current_round())
     note = ""
     if resumed is not None and first - 1 <= resumed <= first:

@@ -15,22 +15,32 @@ memory, so a restarted node picks up where it stopped. Two kinds of records:
 
 SQLite in WAL mode with synchronous=FULL: each record is durable when the call returns, a crash
 leaves every record whole or absent, and readers (`flare-node status`) never block the loop.
+SQLite's own locks are POSIX record locks, which the kernel drops when their process dies: a
+killed node never leaves the database locked, and the next open rolls the WAL forward.
+
+One process at a time runs a node: `begin_run` takes an flock on `run.lock` beside the database
+and holds it until `end_run` or `close` (or the process's death, however it dies), so a second
+`flare-node run` on the same home is refused, naming the first one's pid, instead of signing
+with the same key and nonces; and a run without an end is known to be a dead one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flare.protocol.errors import ConfigError
 
 STATE_FILE = "node.db"
+RUN_LOCK = "run.lock"
 SCHEMA_VERSION = 1
 
 
@@ -43,6 +53,7 @@ class NodeState:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / STATE_FILE
+        self._run_lock: int | None = None  # the descriptor holding run.lock's flock
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -91,7 +102,14 @@ class NodeState:
         self._db.execute("CREATE INDEX IF NOT EXISTS txs_by_nonce ON txs (nonce)")
 
     def close(self) -> None:
+        self._release_run()
         self._db.close()
+
+    def __del__(self) -> None:
+        # A process that drops its state without closing it must not keep a later run out.
+        self._release_run()
+        if hasattr(self, "_db"):
+            self._db.close()
 
     def __enter__(self) -> NodeState:
         return self
@@ -157,7 +175,7 @@ class NodeState:
         """The (round, step) whose transactions are being signed now, if any."""
         return self._current
 
-    @contextmanager
+    @contextlib.contextmanager
     def step(self, round: int, step: str) -> Iterator[None]:
         """Transactions signed inside are journaled under (round, step)."""
         previous = self._current
@@ -205,8 +223,11 @@ class NodeState:
         """Mark a process as running; returns the round the last one was in if it was killed.
 
         `flare-node run --rounds N` counts that round as its first, so a node restarted after
-        a crash finishes the round it was in rather than starting a new one.
+        a crash finishes the round it was in rather than starting a new one. Refuses
+        (StateStoreError) while another process runs this node: its run has not ended, and it
+        is alive, not killed.
         """
+        self._hold_run()
         with self._lock:
             last = self._db.execute(
                 "SELECT rowid, ended FROM runs ORDER BY rowid DESC LIMIT 1"
@@ -222,6 +243,50 @@ class NodeState:
                 self._db.execute(
                     "UPDATE runs SET ended = ? WHERE rowid = ?", (time.time(), self._run)
                 )
+        self._release_run()
+
+    def _hold_run(self) -> None:
+        """Take run.lock's flock for this process, and write its pid there for the message a
+        second process gets. The kernel, not a timeout, decides that a holder is gone."""
+        if self._run_lock is not None:
+            return
+        where = self.path.parent
+        try:
+            descriptor = os.open(where / RUN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise StateStoreError(
+                f"cannot open {where / RUN_LOCK}: {error.strerror or error}",
+                hint="check that the node's state directory is writable",
+            ) from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+            os.close(descriptor)
+            pid = holder if holder.isdigit() else None  # None: it has not written it yet
+            raise StateStoreError(
+                f"another flare-node process (pid {pid or 'unknown'}) is running this node "
+                f"(its state is in {where})",
+                hint=f"stop it first ({f'kill {pid}' if pid else 'Ctrl-C or SIGTERM'}), or give "
+                "this node its own home",
+            ) from None
+        self._run_lock = descriptor
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        except OSError as error:
+            self._release_run()
+            raise StateStoreError(
+                f"cannot write {where / RUN_LOCK}: {error.strerror or error}",
+                hint="check that the disk holding the node's home is writable and not full",
+            ) from error
+
+    def _release_run(self) -> None:
+        descriptor, self._run_lock = getattr(self, "_run_lock", None), None
+        if descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, 0)  # no pid is left to name once nobody runs
+            os.close(descriptor)  # drops the flock (a killed process's goes with its death)
 
     # ---------------------------------------------------------------- errors
 

@@ -37,6 +37,7 @@ from flare.chain.ledger import INTERFACE_VERSION
 from flare.cli import nodelog
 from flare.cli.app import app
 from flare.cli.status import LAST_ERRORS, ROUND_GAS
+from flare.node.state import NodeState
 from flare.protocol.cid import encode_cid
 from flare.protocol.events import (
     AggregateProposed,
@@ -547,6 +548,31 @@ def test_run_refuses_an_unregistered_node(federation: ProcessFederation) -> None
     assert result.exit_code == 2
     assert "--log-format is text or json" in result.stderr
     assert nonce(federation, federation.nodes[0]) == federation.nodes[0].registered_nonce
+
+
+def test_a_second_run_of_one_node_is_refused_while_the_first_lives(
+    federation: ProcessFederation,
+) -> None:
+    """Two processes signing with one key would race for nonces: the second is refused before
+    it opens the chain, naming the first; once the first is gone (SIGKILL), a run goes ahead."""
+    node = federation.nodes[0]
+    federation.start(node)  # it registers its update, then waits out the window for the others
+    first = node.runs[-1]
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    while first.poll() is None and time.monotonic() < deadline:  # bounded: until it is waiting
+        if '"step": "submit"' in node.log():
+            break
+        time.sleep(0.05)
+    assert (node.home / "state" / "run.lock").read_text().strip() == str(first.pid)
+    assert first.poll() is None, node.log()
+    error = refused(invoke_run(node, "--rounds", "1"), 2)
+    assert f"another flare-node process (pid {first.pid}) is running this node" in error
+    assert f"kill {first.pid}" in error
+    first.kill()
+    assert federation.wait(node) == -signal.SIGKILL
+    with NodeState(node.home / "state") as state:  # the dead one's lock went with it
+        assert state.begin_run() == 1
+        state.end_run()
 
 
 def test_run_sums_up_what_the_node_did(round_one: Round) -> None:

@@ -5,6 +5,12 @@ flock belongs to an open file description, not to a process or a thread, so ever
 opens the file anew: with one descriptor shared by the threads of a process, a gc in one thread
 would convert another thread's shared lock and run through its add, and the first add to finish
 would release the lock for every other add in the process.
+
+A crash never leaves the store locked: the kernel drops a flock when the last descriptor of its
+open file description closes, which a process's death does however it dies, and the descriptor
+is close-on-exec, so no child process can carry it past its parent's death. A live holder is
+never overridden, as there is no staleness to guess: gc waits for the adds in flight, and what
+a killed add left in tmp/ is the next gc's to remove.
 """
 
 from __future__ import annotations
