@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flare.protocol.errors import ConfigError, UnavailableError
+from flare.protocol.errors import ConfigError, UnavailableError, causes
 from flare.protocol.limits import NetworkLimits, TimeLimitError
 
 if TYPE_CHECKING:
@@ -220,12 +220,12 @@ def _transport_failure(url: str, error: BaseException) -> tuple[str, str | None]
     host = parts.hostname or parts.netloc
     port = parts.port or (443 if parts.scheme == "https" else 80)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    causes = _causes(error)
+    wrapped = causes(error)
 
     def found(*kinds: type[BaseException]) -> bool:
-        return any(isinstance(cause, kinds) for cause in causes)
+        return any(isinstance(cause, kinds) for cause in wrapped)
 
-    lookup = [cause for cause in causes if isinstance(cause, socket.gaierror)]
+    lookup = [cause for cause in wrapped if isinstance(cause, socket.gaierror)]
     if lookup or found(NameResolutionError):
         why = f" ({lookup[0].strerror})" if lookup and lookup[0].strerror else ""
         return (
@@ -256,20 +256,5 @@ def _transport_failure(url: str, error: BaseException) -> tuple[str, str | None]
         return f"{where} reset the connection before answering", None
     if found(ProtocolError):
         return f"{where} dropped the connection before answering", None
-    innermost = causes[-1]
+    innermost = wrapped[-1]
     return f"could not talk to {where}: {innermost}", None
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """`error` and every exception it wraps, outermost first."""
-    seen: list[BaseException] = []
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop(0)
-        if any(current is known for known in seen):
-            continue
-        seen.append(current)
-        linked = [*current.args, getattr(current, "reason", None)]
-        linked += [current.__cause__, current.__context__]
-        pending += [item for item in linked if isinstance(item, BaseException)]
-    return seen

@@ -39,3 +39,23 @@ class UnavailableError(FlareError, ConnectionError):
     """A service the node needs (RPC endpoint, IPFS daemon, peer) could not be reached."""
 
     exit_code = 3
+
+
+def causes(error: BaseException) -> list[BaseException]:
+    """`error` and every exception it wraps, outermost first.
+
+    Transport libraries nest the socket error that says what happened (refused, unresolvable,
+    timed out) several levels down: in `__cause__`, `__context__`, the arguments or urllib3's
+    `reason`. Messages that name the real failure look through all of them.
+    """
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        linked = [*current.args, getattr(current, "reason", None)]
+        linked += [current.__cause__, current.__context__]
+        pending += [item for item in linked if isinstance(item, BaseException)]
+    return seen

@@ -20,7 +20,7 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import BinaryIO, TypeVar
 
 import ipfshttpclient
@@ -38,7 +38,7 @@ from flare.protocol.cid import (
     verify_block,
 )
 from flare.protocol.dagpb import block_links
-from flare.protocol.errors import FlareError
+from flare.protocol.errors import FlareError, causes
 from flare.protocol.limits import Deadline, NetworkLimits, TimeLimitError
 from flare.protocol.store import BlockNotFoundError, GcReport, Progress, StoreUnavailableError
 from flare.protocol.unixfs import CHUNK_SIZE, FileHasher
@@ -313,34 +313,19 @@ class IpfsStore(FileReads):
                 raise DaemonError(f"the daemon at {self._api} failed {what}: {error}") from error
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """`error` and everything that caused it: requests and urllib3 nest the socket error
-    several levels down, in `__cause__`, `__context__` or the exception's arguments."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [error]
-    while todo:
-        item = todo.pop(0)
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        todo.extend(x for x in (item.__cause__, item.__context__) if x is not None)
-        todo.extend(x for x in item.args if isinstance(x, BaseException))
-
-
 def _timeout_phase(error: BaseException) -> str | None:
     """ "connect" or "idle" when a timeout caused `error`, else None.
 
     urllib3's `NewConnectionError` (refused, unresolvable) subclasses `ConnectTimeoutError` for
     old callers' sake; it is no timeout, and is left out.
     """
-    causes = [c for c in _causes(error) if not isinstance(c, urllib3_errors.NewConnectionError)]
+    linked = [c for c in causes(error) if not isinstance(c, urllib3_errors.NewConnectionError)]
     if any(
-        isinstance(c, requests.ConnectTimeout | urllib3_errors.ConnectTimeoutError) for c in causes
+        isinstance(c, requests.ConnectTimeout | urllib3_errors.ConnectTimeoutError) for c in linked
     ):
         return "connect"
     if any(
-        isinstance(c, requests.Timeout | urllib3_errors.TimeoutError | TimeoutError) for c in causes
+        isinstance(c, requests.Timeout | urllib3_errors.TimeoutError | TimeoutError) for c in linked
     ):
         return "idle"
     return None
@@ -349,7 +334,7 @@ def _timeout_phase(error: BaseException) -> str | None:
 def _reason(error: Exception) -> str:
     """The useful end of a transport error ("Connection refused"), not urllib3's whole story."""
     if any(
-        isinstance(c, socket.gaierror | urllib3_errors.NameResolutionError) for c in _causes(error)
+        isinstance(c, socket.gaierror | urllib3_errors.NameResolutionError) for c in causes(error)
     ):
         return "the host name could not be resolved (check the address)"
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
