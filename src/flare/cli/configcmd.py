@@ -295,6 +295,19 @@ gc = true
 # Seconds of steps failing without a success before /healthz answers 503.
 stale_after = 300.0
 
+[gossip]
+# Announce update CIDs, proposals and liveness to the deployment's other nodes over libp2p
+# gossipsub. Optional: a node without gossip fetches everything by the chain's events.
+enabled = false
+# The multiaddr to listen on (tcp/0: any free port).
+listen = "/ip4/0.0.0.0/tcp/4001"
+# The multiaddr other nodes dial, when it is not the listen address (NAT, containers).
+# announce = "/dns4/node-0.example.org/tcp/4001"
+# Peers to join through, each ending in /p2p/<peer id> (`flare-node status` shows a node's id).
+bootstrap = []
+# A directory nodes on one host share: each writes its own address there and dials the others'.
+# peers_dir = "/var/lib/flare/peers"
+
 [log]
 # debug, info, warning or error.
 level = "info"

@@ -126,9 +126,11 @@ def _run(
     from flare.chain.deploy import deploy
     from flare.chain.devchain import advance_time, dev_account_key, fund
     from flare.chain.ledger import Web3Ledger
+    from flare.node.chatter import Chatter
     from flare.node.cohort import Cohort
     from flare.node.compress import PowerSGDConfig
     from flare.node.federation import genesis_model, load_model
+    from flare.node.gossip.memory import MemoryNetwork
     from flare.node.identity import LIGHT_COST, create_node_keys, load_node_keys
     from flare.node.round import Identity, NodeLoop
     from flare.node.state import NodeState
@@ -207,6 +209,7 @@ def _run(
     )  # fmt: skip
     loops: list[NodeLoop] = []
     views: list[NodeView] = []
+    network = MemoryNetwork()  # the demo's gossip: the same signed messages, in memory
     for i in range(n_nodes):
         name, home = f"node-{i + 1}", run / "nodes" / f"node-{i + 1}"
         create_node_keys(home, DEMO_PASSWORD, cost=LIGHT_COST)
@@ -233,6 +236,10 @@ def _run(
                 ledger, store, _Progress(trainer, name, quiet),
                 Identity(address, keys.bls_secret_key), state,
                 from_block=record.block, log=_prefixed(say, name),
+                chatter=Chatter(
+                    network.join(name), ledger, node=address,
+                    peer_secret=keys.peer_secret_key, log=_prefixed(say, name),
+                ),
             )
         )  # fmt: skip
         views.append(NodeView(name, address, state))

@@ -78,6 +78,22 @@ class NodeMetrics:
         self.bytes_sent = Counter(
             "flare_bytes_sent", "Bytes of updates and models the node pinned.", registry=r
         )
+        self.bytes_fetched = Counter(
+            "flare_bytes_fetched",
+            "Bytes of other nodes' updates the node fetched (prefetch and review).",
+            registry=r,
+        )
+        self.peers = Gauge("flare_gossip_peers", "Gossip peers connected now.", registry=r)
+        self.live_nodes = Gauge(
+            "flare_gossip_live_nodes", "Nodes heard on gossip in the last minute.", registry=r
+        )
+        self.gossip_dropped = Counter(
+            "flare_gossip_dropped",
+            "Gossip messages dropped (forged, replayed, stale, foreign, oversized), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self._dropped_seen: dict[str, int] = {}
         self.gas = Counter("flare_gas_spent", "Gas used by the node's transactions.", registry=r)
         self.balance = Gauge("flare_balance_wei", "The node account's balance.", registry=r)
         self.rejected = Counter(
@@ -127,6 +143,10 @@ class NodeMetrics:
             self.gas.inc(details["gas"])
         if result.what == "train" and isinstance(details.get("bytes"), int):
             self.bytes_sent.inc(details["bytes"])
+        if result.what == "prefetch" and isinstance(details.get("bytes"), int):
+            self.bytes_fetched.inc(details["bytes"])
+        if result.what == "review" and isinstance(details.get("fetched_bytes"), int):
+            self.bytes_fetched.inc(details["fetched_bytes"])
         if result.what == "review":
             self.included.inc(len(details.get("included", ())))
             for _node, reason in details.get("rejected", ()):
@@ -140,6 +160,16 @@ class NodeMetrics:
                 self._failing_since = self._clock()
             self._last_error = error.message
         self.failures.labels(kind, type(error).__name__).inc()
+
+    def set_gossip(self, view: dict[str, Any]) -> None:
+        """The gossip layer's view (`Chatter.view`): peers, live nodes, drops by reason."""
+        self.peers.set(len(view["connected"]))
+        self.live_nodes.set(len(view["live"]))
+        for reason, total in view["rejected"].items():
+            grew = total - self._dropped_seen.get(reason, 0)
+            if grew > 0:
+                self.gossip_dropped.labels(reason).inc(grew)
+            self._dropped_seen[reason] = total
 
     def set_balance(self, wei: int) -> None:
         self.balance.set(wei)

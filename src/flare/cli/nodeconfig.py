@@ -105,6 +105,15 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class GossipSettings:
+    enabled: bool = False  # join the deployment's gossip topic over libp2p
+    listen: str = "/ip4/0.0.0.0/tcp/4001"  # multiaddr to listen on (tcp/0: any free port)
+    announce: str | None = None  # multiaddr peers dial, e.g. /dns4/node-0/tcp/4001
+    bootstrap: tuple[str, ...] = ()  # multiaddrs ending in /p2p/<peer id> to join through
+    peers_dir: Path | None = None  # a directory nodes on one host share to find each other
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"  # debug, info, warning, error
     format: str = "text"  # text or json (one JSON object per line)
@@ -126,6 +135,7 @@ class NodeConfig:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    gossip: GossipSettings = field(default_factory=GossipSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -139,10 +149,12 @@ TABLES: dict[str, type[Any]] = {
     "training": TrainingSettings,
     "retention": RetentionSettings,
     "metrics": MetricsSettings,
+    "gossip": GossipSettings,
     "log": LogSettings,
 }
 _KINDS = {"str": "str", "Path": "path", "int": "int", "float": "float", "bool": "bool"}
 _KINDS["Mapping[str, str]"] = "mapping"
+_KINDS["tuple[str, ...]"] = "strings"
 
 
 def _kind_of(annotation: str) -> str:
@@ -306,6 +318,7 @@ _WANTS = {
     "float": "a number",
     "bool": "true or false",
     "mapping": "a table of strings",
+    "strings": "an array of strings",
 }
 
 
@@ -335,6 +348,10 @@ def _convert(kind: str, value: object, base: Path) -> Any:
                     f"must map names to strings, got {json.dumps(key)} = {_show(item)}"
                 )
         return dict(value)
+    if kind == "strings" and isinstance(value, str):  # from a variable: comma-separated
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if kind == "strings" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
     if isinstance(value, bool):
         if kind == "bool":
             return value
@@ -387,6 +404,22 @@ def _host_port(value: str) -> str:
     found = re.fullmatch(r"\[?([^\[\]\s]+?)\]?:(\d{1,5})", value)
     if found is None or int(found.group(2)) > 65535:
         raise _InvalidValueError(f"must be HOST:PORT (e.g. 127.0.0.1:9464), got {_show(value)}")
+    return value
+
+
+def _multiaddr(value: str) -> str:
+    if not re.fullmatch(r"(/[^/\s]+)+", value):
+        raise _InvalidValueError(
+            f"must be a multiaddr like /ip4/127.0.0.1/tcp/4001, got {_show(value)}"
+        )
+    return value
+
+
+def _peer_addrs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in value:
+        _multiaddr(entry)
+        if "/p2p/" not in entry:
+            raise _InvalidValueError(f"entries must end in /p2p/<peer id>, got {_show(entry)}")
     return value
 
 
@@ -498,6 +531,9 @@ _RULES: dict[Slot, Rule] = {
     ("retention", "keep_update_rounds"): _at_least(1),
     ("metrics", "addr"): _host_port,
     ("metrics", "stale_after"): _seconds,
+    ("gossip", "listen"): _multiaddr,
+    ("gossip", "announce"): _multiaddr,
+    ("gossip", "bootstrap"): _peer_addrs,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
     ("log", "format"): _one_of("text", "json"),
 }

@@ -22,6 +22,7 @@ from flare.protocol.errors import ConfigError
 
 if TYPE_CHECKING:
     from flare.chain.ledger import Web3Ledger
+    from flare.node.chatter import Chatter
     from flare.node.identity import NodeKeys
     from flare.node.round import Checkpoint, NodeLoop
     from flare.node.state import NodeState
@@ -229,6 +230,7 @@ def open_loop(
     store = open_node_store(config)
     trainer = open_trainer(config, ledger.model_spec_hash())
     retention = config.retention
+    chatter = open_chatter(config, keys, ledger, log) if config.gossip.enabled else None
     return NodeLoop(
         ledger,
         store,
@@ -243,6 +245,30 @@ def open_loop(
             gc=retention.gc and config.store.url == "embedded",
         ),
         checkpoint=checkpoint,
+        chatter=chatter,
+    )
+
+
+def open_chatter(
+    config: NodeConfig, keys: NodeKeys, ledger: Web3Ledger, log: Callable[[str], None] | None
+) -> Chatter:
+    """The node's gossip: a libp2p host on the deployment's topic, under its peer key."""
+    from flare.node.chatter import Chatter
+    from flare.node.gossip.libp2p import Libp2pGossip
+    from flare.protocol.gossip import topic
+
+    settings = config.gossip
+    host = Libp2pGossip(
+        secret_key=keys.peer_secret_key,
+        topic=topic(ledger.chain_id, ledger.address),
+        listen=settings.listen,
+        announce=settings.announce,
+        bootstrap=settings.bootstrap,
+        peers_dir=settings.peers_dir,
+        log=log,
+    )
+    return Chatter(
+        host, ledger, node=keys.identity.address, peer_secret=keys.peer_secret_key, log=log
     )
 
 

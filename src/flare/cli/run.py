@@ -140,6 +140,8 @@ def run(
                 with contextlib.suppress(FlareError):  # before the step shows: a scrape that
                     metrics.set_balance(ledger.balance())  # sees the step sees its cost
             metrics.step(result)
+            if loop.chatter is not None:
+                metrics.set_gossip(loop.chatter.view())
 
     def on_error(error: FlareError, delay: float) -> None:
         kind = "unavailable" if isinstance(error, UnavailableError) else "failed"
@@ -149,18 +151,21 @@ def run(
             metrics.error(error, kind)
 
     metrics_at = None if server is None else f"{server.host}:{server.port}"
+    gossip_at = None if loop.chatter is None else getattr(loop.chatter.gossip, "address", None)
     began = time.time()
     logger.info(
         f"node {address} on {ledger.address} (chain {ledger.chain_id}); "
         + (f"rounds {first}..{last}" if last is not None else f"from round {first}")
         + note
-        + (f"; metrics on http://{metrics_at}/metrics" if metrics_at else ""),
+        + (f"; metrics on http://{metrics_at}/metrics" if metrics_at else "")
+        + (f"; gossip at {gossip_at}" if gossip_at else ""),
         extra={
             "fields": {
                 "step": "start",
                 "node": address,
                 "contract": ledger.address,
                 "metrics": metrics_at,
+                "gossip": gossip_at,
             }
         },
     )
@@ -179,6 +184,8 @@ def run(
         stop.uninstall()
         if server is not None:
             server.close()
+        if loop.chatter is not None:
+            loop.chatter.close()
         close = getattr(store, "close", None)
         if close is not None:
             close()

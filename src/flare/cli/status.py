@@ -31,7 +31,8 @@ def status(config: ConfigOption = DEFAULT_CONFIG, json_output: JsonOption = Fals
 
     settings = load(config)
     home = settings.home.expanduser()
-    address = read_identity(home).address
+    identity = read_identity(home)
+    address = identity.address
     ledger = open_chain(settings, None)
     now = ledger.timestamp()
     r = ledger.current_round()
@@ -82,12 +83,27 @@ def status(config: ConfigOption = DEFAULT_CONFIG, json_output: JsonOption = Fals
                 {"at": _iso(at), "message": message, "hint": hint}
                 for at, message, hint in state.errors(LAST_ERRORS)
             ]
+            noted = state.gossip()
     else:
         report["steps_done"], report["last_errors"], report["steps_round"] = [], [], r
+        noted = None
+    report["gossip"] = _gossip(identity.peer_public_key, noted)
     if json_output:
         emit_json(report)
         return
     _print(report)
+
+
+def _gossip(peer_key: bytes, noted: tuple[float, dict[str, Any]] | None) -> dict[str, Any]:
+    """The node's peer id, and what its gossip layer saw when the running node last noted it
+    (`age_seconds` says how old that is: a stopped node's peers are history)."""
+    from flare.node.gossip.libp2p import peer_id_of
+
+    report: dict[str, Any] = {"peer_id": peer_id_of(peer_key)}
+    if noted is not None:
+        at, view = noted
+        report |= {"as_of": _iso(at), "age_seconds": round(max(0.0, time.time() - at), 1), **view}
+    return report
 
 
 def _brief(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -122,5 +138,19 @@ def _print(report: dict[str, Any]) -> None:
     if report["steps_done"]:
         done = ", ".join(item["step"] for item in report["steps_done"])
         echo(f"done        {done} (round {report['steps_round']})")
+    gossip = report["gossip"]
+    if "as_of" not in gossip:
+        echo(f"gossip      peer id {gossip['peer_id']}; no gossip seen (off, or not run yet)")
+    else:
+        echo(f"gossip      {gossip['address'] or gossip['peer_id']} "
+             f"(as of {gossip['age_seconds']:g}s ago)")  # fmt: skip
+        live = ", ".join(
+            f"{p['node']} (round {p['round']} {p['phase'] or '-'}, {p['ago']:g}s ago)"
+            for p in gossip["live"]
+        )
+        echo(f"peers       {len(gossip['connected'])} connected; live nodes: {live or 'none'}")
+        if gossip["rejected"]:
+            dropped = ", ".join(f"{n} {reason}" for reason, n in gossip["rejected"].items())
+            echo(f"dropped     {dropped}")
     for error in report["last_errors"]:
         echo(f"error       {error['at']} {error['message']}")

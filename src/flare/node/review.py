@@ -51,6 +51,7 @@ class Computed:
     candidate_loss: float | None = None
     accepted: bool = False
     reason: str = ""
+    fetched_bytes: int = 0  # update bytes read from the store (metrics only)
 
     def outcome(self) -> dict[str, Any]:
         """The record the node's state keeps."""
@@ -63,6 +64,7 @@ class Computed:
             "candidate_loss": self.candidate_loss,
             "accepted": self.accepted,
             "reason": self.reason,
+            "fetched_bytes": self.fetched_bytes,
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class Computed:
             candidate_loss=outcome["candidate_loss"],
             accepted=bool(outcome["accepted"]),
             reason=str(outcome["reason"]),
+            fetched_bytes=int(outcome.get("fetched_bytes", 0)),
         )
 
 
@@ -133,11 +136,12 @@ def compute(
 
     with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
         submissions = list(pool.map(fetch, updates))
+    fetched = sum(len(s.data) for s in submissions if s.data is not None)
     try:
         result = next_model(base, base_cid, info.round, submissions, policy)
     except NotEnoughUpdatesError as error:
         rejected = tuple((r.node, r.reason) for r in error.rejected)
-        return Computed(None, rejected=rejected, reason=error.message)
+        return Computed(None, rejected=rejected, reason=error.message, fetched_bytes=fetched)
     model_cid = store.put(result.model)
     base_loss = trainer.evaluate(base)
     candidate_loss = trainer.evaluate(read_model(result.model, base.spec))
@@ -156,6 +160,7 @@ def compute(
             f"held-out loss {candidate_loss:.6g} against the base's {base_loss:.6g} fails the "
             f"policy's acceptance rule (at most {policy.max_loss_increase:.0%} more)"
         ),
+        fetched_bytes=fetched,
     )
 
 

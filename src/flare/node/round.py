@@ -15,20 +15,24 @@ a claim sent early is in before the last update can close training.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils.crypto import keccak
 
+from flare.node.chatter import Chatter
 from flare.node.review import Computed, Hold, Propose, Situation, compute, decide
 from flare.node.state import NodeState, StateStoreError
 from flare.protocol import sortition, vrf
+from flare.protocol.bundle import size_bound
 from flare.protocol.cid import decode_cid, encode_cid
 from flare.protocol.errors import ConfigError, FlareError, UnavailableError
 from flare.protocol.events import AggregateProposed, ChainEvent, SeatClaimed, UpdateSubmitted
 from flare.protocol.ledger import ContractError, NotClosableError
 from flare.protocol.model import GlobalModel, read_model
+from flare.protocol.modelspec import MAX_RANK
 from flare.protocol.ports import Clock, NodeLedger, Trainer
 from flare.protocol.rounds import Phase, RoundInfo, address_bytes
 from flare.protocol.store import BlobStore
@@ -51,6 +55,7 @@ CHECKPOINTS = (
 # How far back the event log re-reads on each refresh, so events of blocks a reorg replaced are
 # dropped and the new ones read: deeper reorgs are what `confirmations` guards against.
 REORG_WINDOW = 64
+NOTE_GOSSIP_EVERY = 5.0  # seconds between gossip views kept for `flare-node status`
 
 
 class NodeStateError(StateStoreError):
@@ -161,6 +166,7 @@ class NodeLoop:
         retention: Retention | None = None,
         checkpoint: Checkpoint | None = None,
         last_round: int | None = None,
+        chatter: Chatter | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -173,6 +179,10 @@ class NodeLoop:
         self.retention = retention
         self.checkpoint = checkpoint or (lambda point: None)
         self.last_round = last_round
+        self.chatter = chatter
+        self._unfetchable: set[tuple[int, str]] = set()
+        self._gossip_noted = float("-inf")
+        self._seatless: int | None = None  # a round in which this node holds no seat
         self._bases: dict[str, GlobalModel] = {}
         self._where: tuple[int | None, str | None] = (None, None)
 
@@ -203,6 +213,9 @@ class NodeLoop:
             return Wait(None, f"round {self.last_round} was this run's last")
         info = self.ledger.get_round(r)
         self._where = (r, info.phase.name)
+        if self.chatter is not None:
+            self.chatter.tick(r, info.phase.name)
+            self._note_gossip()
 
         # A crash between sending an update and recording it, noticed once its round moved on:
         # settle it from the chain first, so the trainer's carried state is the right one.
@@ -236,6 +249,10 @@ class NodeLoop:
             # --- SUBMIT --- register the pinned update's CID
             if not self.state.done(r, "submit"):
                 return self._submit(r, self._recorded(r, "train"), info)
+            # --- PREFETCH --- updates others announced, verified and pinned before Review
+            prefetched = self._prefetch(r)
+            if prefetched is not None:
+                return prefetched
             return Wait(info.review_start, "training: waiting for the others")
 
         if info.phase is Phase.REVIEW:
@@ -319,6 +336,8 @@ class NodeLoop:
                 old.append(record["model"])
             elif step == "train" and q <= r - 1 - keep.keep_update_rounds:
                 old.append(record["cid"])
+            elif step == "prefetch" and q <= r - 1 - keep.keep_update_rounds:
+                old.extend(record["cids"])
         unpinned = sorted({cid for cid in old if cid not in kept and self.store.unpin(cid)})
         outcome: dict[str, Any] = {"unpinned": unpinned}
         if keep.gc and unpinned:
@@ -397,6 +416,8 @@ class NodeLoop:
         self.checkpoint("submit:sent")
         self.trainer.commit(r)  # the update is registered: its state is the next round's start
         self.state.put(r, "submit", {"gas": receipt.gas_used, "tx": "0x" + receipt.tx_hash.hex()})
+        if self.chatter is not None:  # only now: nobody can register a copy before ours
+            self.chatter.announce_update(r, trained["cid"])
         return Acted("submit", {"round": r, "cid": trained["cid"], "gas": receipt.gas_used})
 
     def _settle(self, r: int) -> Acted:
@@ -458,6 +479,8 @@ class NodeLoop:
             self.checkpoint("propose:sent")
             proposed: dict[str, Any] = {"proposal": receipt.proposal_id, "gas": receipt.gas_used}
             self.state.put(r, "propose", proposed)
+            if self.chatter is not None:
+                self.chatter.announce_proposal(r, receipt.proposal_id, decision.model_cid)
             return Acted("propose", {"round": r, "model": decision.model_cid, **proposed})
         self.checkpoint("vote:before-send")
         with self.state.step(r, "vote"):
@@ -471,6 +494,55 @@ class NodeLoop:
         }
         self.state.put(r, "vote", outcome)
         return Acted("vote", {"round": r, **outcome})
+
+    def _note_gossip(self) -> None:
+        """Keep the gossip view in the state for `status`, at most every `NOTE_GOSSIP_EVERY`."""
+        assert self.chatter is not None
+        now = time.monotonic()
+        if now - self._gossip_noted >= NOTE_GOSSIP_EVERY:
+            self._gossip_noted = now
+            self.state.note_gossip(self.chatter.view())
+
+    def _prefetch(self, r: int) -> Acted | None:
+        """Fetch, verify and pin one update another node announced, if this node holds a seat.
+
+        An announcement is only a hint: its CID is fetched only once the chain shows that node
+        registered exactly that CID (a lying or early announcement costs one read), and the
+        store re-hashes every block. Failures are left to Review, which fetches every update
+        by the events' CIDs anyway; nothing here can hold the round up.
+        """
+        if self.chatter is None:
+            return None
+        record = self.state.get(r, "prefetch") or {"cids": [], "bytes": 0}
+        pending = [
+            (node, cid)
+            for node, cid in sorted(self.chatter.updates.get(r, {}).items())
+            if cid not in record["cids"] and (r, node) not in self._unfetchable
+        ]
+        if not pending or self._seatless == r:
+            return None
+        if not self.ledger.is_seat_holder(r, self.address):
+            self._seatless = r  # its claim is behind it: no seat comes later in this round
+            return None
+        for node, cid in pending:
+            registered = self.ledger.update_of(r, node)
+            if not any(registered):
+                continue  # announced before this node's chain endpoint saw it: later
+            if registered != keccak(decode_cid(cid)):
+                self.chatter.rejected["not-registered"] += 1
+                self._unfetchable.add((r, node))
+                continue
+            try:
+                data = self.store.get(cid, max_bytes=size_bound(self.trainer.spec, MAX_RANK))
+                self.store.pin(cid)
+            except FlareError as error:
+                self.log(f"round {r}: prefetch of {cid} failed, Review will fetch it: {error}")
+                self._unfetchable.add((r, node))
+                continue
+            record = {"cids": [*record["cids"], cid], "bytes": record["bytes"] + len(data)}
+            self.state.put(r, "prefetch", record)
+            return Acted("prefetch", {"round": r, "node": node, "cid": cid, "bytes": len(data)})
+        return None
 
     def _close(self, r: int) -> Acted:
         try:

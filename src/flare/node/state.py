@@ -68,6 +68,10 @@ class NodeState:
                 "hint TEXT)"
             )
             self._db.execute("CREATE TABLE IF NOT EXISTS runs (started REAL NOT NULL, ended REAL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS gossip (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                "at REAL NOT NULL, view TEXT NOT NULL)"
+            )
         except sqlite3.DatabaseError as error:
             raise StateStoreError(
                 f"cannot use the node state {self.path}: {error}",
@@ -309,3 +313,19 @@ class NodeState:
                 "SELECT at, message, hint FROM errors ORDER BY rowid DESC LIMIT ?", (limit,)
             ).fetchall()
         return [(float(at), str(message), hint) for at, message, hint in rows]
+
+    # ---------------------------------------------------------------- gossip
+
+    def note_gossip(self, view: dict[str, Any]) -> None:
+        """Keep what the running node's gossip layer sees, for `flare-node status`."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO gossip (id, at, view) VALUES (1, ?, ?)",
+                (time.time(), json.dumps(view, sort_keys=True)),
+            )
+
+    def gossip(self) -> tuple[float, dict[str, Any]] | None:
+        """The last gossip view a running node noted, with when (unix time); None if never."""
+        with self._lock:
+            row = self._db.execute("SELECT at, view FROM gossip WHERE id = 1").fetchone()
+        return None if row is None else (float(row[0]), dict(json.loads(row[1])))

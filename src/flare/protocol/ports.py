@@ -8,6 +8,10 @@
   LeRobot one; `flare.node.train.twin` a torch-free twin that loop tests run in milliseconds.
 - `Clock`: how the loop waits. Wall time for a real node; the demo's clock moves the chain's
   time forward when every node is waiting.
+- `Gossip`: best-effort broadcast to the deployment's other nodes. `flare.node.gossip.libp2p`
+  is py-libp2p gossipsub; `flare.node.gossip.memory` an in-memory twin for the demo and tests.
+  It carries opaque bytes: signing and checking messages (`flare.protocol.gossip`) is the
+  loop's, so both carry exactly the same messages.
 - The content store is `flare.protocol.store.BlobStore`.
 """
 
@@ -120,3 +124,31 @@ class Clock(Protocol):
     """How a node loop waits; `sleep` may return early (a signal, a demo scheduler)."""
 
     def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer the gossip layer is connected to: its libp2p id and, when known, its address."""
+
+    peer_id: str
+    addr: str | None = None
+
+
+@runtime_checkable
+class Gossip(Protocol):
+    """The deployment's gossip topic. Never blocks the loop and never raises for a lost
+    message: the chain stays the source of truth, gossip only makes nodes faster."""
+
+    def publish(self, data: bytes) -> None:
+        """Send `data` to the topic (queued: returns at once)."""
+        ...
+
+    def receive(self) -> list[bytes]:
+        """The messages received since the last call, oldest first (never blocks)."""
+        ...
+
+    def peers(self) -> list[Peer]:
+        """The peers connected now."""
+        ...
+
+    def close(self) -> None: ...

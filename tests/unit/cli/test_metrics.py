@@ -137,3 +137,22 @@ def test_bad_addresses_are_refused(text: str) -> None:
 def test_addresses_parse() -> None:
     assert parse_address("127.0.0.1:9464") == ("127.0.0.1", 9464)
     assert parse_address("[::1]:0") == ("::1", 0)
+
+
+def test_fetched_bytes_and_gossip_are_counted() -> None:
+    metrics = NodeMetrics(Clock())
+    metrics.step(Acted("prefetch", {"cid": "b", "bytes": 1000}, round=2, phase="TRAINING"))
+    metrics.step(Acted("review", {"fetched_bytes": 3000, "included": []}, round=2, phase="REVIEW"))
+    view = {
+        "connected": [{"peer_id": "12D3a", "addr": None}, {"peer_id": "12D3b", "addr": None}],
+        "live": [{"node": "0xa", "round": 2, "phase": "REVIEW", "ago": 1.0}],
+        "rejected": {"bad-signature": 2, "replay": 1},
+    }
+    metrics.set_gossip(view)
+    metrics.set_gossip(view | {"rejected": {"bad-signature": 5, "replay": 1}})  # totals grow
+    got = samples(metrics)
+    assert got[("flare_bytes_fetched_total", ())] == 4000
+    assert got[("flare_gossip_peers", ())] == 2
+    assert got[("flare_gossip_live_nodes", ())] == 1
+    assert got[("flare_gossip_dropped_total", (("reason", "bad-signature"),))] == 5
+    assert got[("flare_gossip_dropped_total", (("reason", "replay"),))] == 1

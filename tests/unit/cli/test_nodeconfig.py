@@ -489,6 +489,7 @@ def test_config_json_is_plain_json(tmp_path: Path) -> None:
         "training",
         "retention",
         "metrics",
+        "gossip",
         "log",
     }
 

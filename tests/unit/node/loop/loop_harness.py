@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nacl.signing
 import numpy as np
 from web3 import Web3
 
@@ -22,6 +23,7 @@ from flare.chain.connect import connect
 from flare.chain.deploy import deploy
 from flare.chain.devchain import advance_time, dev_account_key
 from flare.chain.ledger import Web3Ledger
+from flare.node.chatter import Chatter
 from flare.node.cohort import Cohort
 from flare.node.round import Acted, Identity, NodeLoop, Retention, Wait
 from flare.node.state import NodeState
@@ -33,6 +35,7 @@ from flare.protocol.cid import decode_cid
 from flare.protocol.model import ModelMeta, write_model
 from flare.protocol.modelspec import ModelSpec
 from flare.protocol.policy import ReviewPolicy
+from flare.protocol.ports import Gossip
 from flare.protocol.rounds import Phase, RoundConfig, address_bytes
 from flare.protocol.store import BlobStore
 
@@ -56,6 +59,7 @@ class Member:
     key: bytes
     secret: bytes
     address: str
+    peer_secret: bytes  # the ed25519 seed whose public key the member registered
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Federation:
         log: list[str] | None = None,
         bls_secret: bytes | None = None,
         retention: Retention | None = None,
+        gossip: Gossip | None = None,
     ) -> NodeLoop:
         state = NodeState(home / "state")
         chain = ledger or Web3Ledger(self.w3, self.address, private_key=member.key, journal=state)
@@ -105,6 +110,15 @@ class Federation:
             from_block=self.block,
             log=None if log is None else log.append,
             retention=retention,
+            chatter=None
+            if gossip is None
+            else Chatter(
+                gossip,
+                chain,
+                node=member.address,
+                peer_secret=member.peer_secret,
+                clock=lambda: float(self.owner.timestamp()),
+            ),
         )
 
     def cohort(
@@ -134,6 +148,10 @@ def member_secret(index: int) -> bytes:
     return (int.from_bytes(digest, "big") % (bls.ORDER - 1) + 1).to_bytes(32, "big")
 
 
+def member_peer_secret(index: int) -> bytes:
+    return hashlib.sha256(f"loop-peer/{index}".encode()).digest()
+
+
 def build(root: Path) -> Federation:
     w3 = connect(f"eth-tester://loops-{uuid.uuid4().hex[:8]}")
     chain_id = int(w3.eth.chain_id)
@@ -159,8 +177,10 @@ def build(root: Path) -> Federation:
         possession = vrf.prove_possession(
             secret, chain_id, address_bytes(record.address), address_bytes(address)
         )
-        ledger.register(vrf.public_key(secret), possession, vrf.public_key(secret)[-32:])
-        members.append(Member(i, key, secret, address))
+        peer_secret = member_peer_secret(i)
+        peer_key = bytes(nacl.signing.SigningKey(peer_secret).verify_key)
+        ledger.register(vrf.public_key(secret), possession, peer_key)
+        members.append(Member(i, key, secret, address, peer_secret))
     federation = Federation(w3, record.address, record.block, owner, store, genesis, members)
     federation.snapshot.append(w3.provider.ethereum_tester.take_snapshot())  # type: ignore[attr-defined]
     return federation
