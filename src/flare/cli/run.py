@@ -185,6 +185,8 @@ def run(
         if server is not None:
             server.close()
         if loop.chatter is not None:
+            with contextlib.suppress(Exception):  # what it heard up to the end, for `status`
+                state.note_gossip(loop.chatter.view())
             loop.chatter.close()
         close = getattr(store, "close", None)
         if close is not None:

@@ -9,6 +9,14 @@ with the twin trainer, so a round is seconds, not minutes.
 The command suites add nodes the harness leaves as operators first meet them: keys and a
 config but not registered (`add_node(register=False)`), without funds (`funds=0`), or kept off
 a deployment whose allowlist is on (`ProcessFederation(..., allowlist=True)`).
+
+The fault suites run the nodes closer to a real deployment: on a real IPFS daemon
+(`ipfs_api=`, the daemon's RPC multiaddr: the harness pins the genesis model and the policy there
+and reads pins back from it), with their chain RPC behind something the test can break
+(`node_rpc=`, e.g. a TCP proxy in front of anvil, while the harness keeps talking to anvil
+directly), and with gossip on (`gossip=True`: every node joins the deployment's topic and finds
+the others through one shared peers directory; the nodes in `gossip_cut_off` get a directory of
+their own, so they gossip with nobody).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from flare.chain.ledger import Web3Ledger
 from flare.node.identity import LIGHT_COST, create_node_keys, load_node_keys
 from flare.node.state import NodeState
 from flare.node.store.embedded import EmbeddedStore
+from flare.node.store.ipfs import IpfsStore
 from flare.protocol import vrf
 from flare.protocol.aggregate import Rule
 from flare.protocol.cid import decode_cid
@@ -41,6 +50,7 @@ from flare.protocol.model import ModelMeta, write_model
 from flare.protocol.modelspec import ModelSpec
 from flare.protocol.policy import ReviewPolicy
 from flare.protocol.rounds import RoundConfig, address_bytes
+from flare.protocol.store import BlobStore
 
 SPEC = ModelSpec.from_shapes({"layer.weight": (24, 16), "layer.bias": (16,)})
 POLICY = ReviewPolicy(rule=Rule("fedavg"), norm_bound=100.0, sample_cap=1000)
@@ -72,13 +82,17 @@ class ProcessFederation:
     """`nodes` registered nodes of a fresh deployment with k = `committee` seats."""
 
     root: Path
-    rpc: str
+    rpc: str  # the chain endpoint the harness uses: deploys, funds, reads events
     size: int = 2
     committee: int = 2
     allowlist: bool = False  # deploy with the allowlist on; the `size` nodes are allowed
+    node_rpc: str | None = None  # the endpoint in the nodes' configs; default: `rpc`
+    ipfs_api: str | None = None  # an IPFS daemon's RPC multiaddr; default: one embedded store
+    gossip: bool = False  # write a [gossip] table: every node joins the deployment's topic
+    gossip_cut_off: frozenset[int] = frozenset()  # node indices whose gossip finds no peer
     w3: Web3 = field(init=False)
     owner: Web3Ledger = field(init=False)
-    store: EmbeddedStore = field(init=False)
+    store: BlobStore = field(init=False)  # where the nodes pin: the harness reads pins here
     nodes: list[Node] = field(init=False, default_factory=list)
     block: int = field(init=False)
     contract: str = field(init=False)
@@ -88,7 +102,10 @@ class ProcessFederation:
     def __post_init__(self) -> None:
         self.w3 = connect(self.rpc)
         chain_id = self.chain_id = int(self.w3.eth.chain_id)
-        self.store = EmbeddedStore(self.root / "store")
+        if self.ipfs_api is None:
+            self.store = EmbeddedStore(self.root / "store")
+        else:
+            self.store = IpfsStore(self.ipfs_api)
         rng = np.random.default_rng(0)
         weights = {p.name: rng.standard_normal(p.shape).astype(np.float32) for p in SPEC.params}
         genesis = self.genesis = self.store.put(write_model(ModelMeta.genesis(SPEC), SPEC, weights))
@@ -144,19 +161,30 @@ class ProcessFederation:
             )
             ledger.register(keys.identity.bls_public_key, possession, keys.identity.peer_public_key)
         config = self.root / f"node-{i}.toml"
-        config.write_text(
+        config.write_text(self.config_text(i))
+        node = Node(i, home, config, address, int(self.w3.eth.get_transaction_count(address)))
+        self.nodes.append(node)
+        return node
+
+    def config_text(self, i: int) -> str:
+        """Node `i`'s config file, as an operator writes it (paths relative to the root)."""
+        if self.ipfs_api is None:
+            store = 'url = "embedded"\npath = "store"\n'
+        else:
+            host, port = ipfs_host_port(self.ipfs_api)
+            store = f'url = "ipfs://{host}:{port}"\n'
+        text = (
             f'home = "node-{i}"\n\n'
             "[chain]\n"
-            f'rpc = "{self.rpc}"\n'
-            f'contract = "{contract}"\n'
+            f'rpc = "{self.node_rpc or self.rpc}"\n'
+            f'contract = "{self.contract}"\n'
             f"from_block = {self.block}\n"
             "poll_interval = 0.1\n"
             "receipt_timeout = 60\n\n"
             "[keys]\n"
             f'password_file = "node-{i}/password"\n\n'
             "[store]\n"
-            'url = "embedded"\n'
-            'path = "store"\n\n'
+            f"{store}\n"
             "[training]\n"
             'trainer = "twin"\n'
             'twin_spec = "spec.json"\n'
@@ -164,9 +192,17 @@ class ProcessFederation:
             "[log]\n"
             'format = "json"\n'
         )
-        node = Node(i, home, config, address, int(self.w3.eth.get_transaction_count(address)))
-        self.nodes.append(node)
-        return node
+        if self.gossip:
+            # Any free port; each node writes its dialable address into the peers directory and
+            # dials the others found there. A directory of its own cuts a node off.
+            peers = f"peers-{i}" if i in self.gossip_cut_off else "peers"
+            text += (
+                "\n[gossip]\n"
+                "enabled = true\n"
+                'listen = "/ip4/127.0.0.1/tcp/0"\n'
+                f'peers_dir = "{peers}"\n'
+            )
+        return text
 
     # ---------------------------------------------------------------- processes
 
@@ -238,7 +274,20 @@ class ProcessFederation:
             if isinstance(e, kind) and getattr(e, "round", None) == round_number
         ]
 
+    def close(self) -> None:
+        """Every process killed, and the harness's own store connection closed."""
+        self.stop_all()
+        self.store.close()
+
     def of(self, events: Sequence[Any], node: Node) -> list[Any]:
         return [
             e for e in events if getattr(e, "node", getattr(e, "proposer", None)) == node.address
         ]
+
+
+def ipfs_host_port(api: str) -> tuple[str, int]:
+    """(host, port) of an RPC multiaddr such as /ip4/127.0.0.1/tcp/5001/http."""
+    parts = api.strip("/").split("/")
+    if len(parts) < 4 or parts[0] not in ("ip4", "dns4", "dns") or parts[2] != "tcp":
+        raise ValueError(f"not an IPFS RPC multiaddr: {api}")
+    return parts[1], int(parts[3])

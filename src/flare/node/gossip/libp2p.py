@@ -107,6 +107,7 @@ class Libp2pGossip:
         self._host: Any = None
         self._own_file: Path | None = None
         self.peer_id = ""
+        self._own_id = b""
         self.address = ""  # the dialable multiaddr, /p2p/<id> included
         self._thread = threading.Thread(target=self._main, name="flare-gossip", daemon=True)
         self._thread.start()
@@ -192,6 +193,7 @@ class Libp2pGossip:
         pubsub = Pubsub(host, router)
         self._host, self._pubsub = host, pubsub
         self.peer_id = host.get_id().to_base58()
+        self._own_id = host.get_id().to_bytes()
         async with (
             host.run(listen_addrs=[listen]),
             trio.open_nursery() as nursery,
@@ -268,7 +270,8 @@ class Libp2pGossip:
     async def _receive(self, subscription: Any) -> None:
         while True:
             message = await subscription.get()
-            self._inbox.put(bytes(message.data))
+            if bytes(message.from_id) != self._own_id:  # pubsub hands subscribers their own too
+                self._inbox.put(bytes(message.data))
 
     async def _publish(self, data: bytes) -> None:
         try:
