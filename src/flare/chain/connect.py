@@ -145,6 +145,7 @@ def _limited_provider(url: str, limits: NetworkLimits, retries: int) -> Any:
     from eth_typing import URI
     from web3 import HTTPProvider
     from web3.providers.rpc.utils import check_if_retry_on_failure
+    from web3.types import RPCEndpoint
 
     from flare.protocol.limits import Deadline
 
@@ -175,8 +176,15 @@ def _limited_provider(url: str, limits: NetworkLimits, retries: int) -> Any:
                         raise RpcTimeLimitError(url, str(method), limit, seconds) from error
                     raise
 
-    # web3's own retries off: this provider's loop does them, within the deadline.
-    return LimitedProvider(url, exception_retry_configuration=None)
+    # web3's own retries off: this provider's loop does them, within the deadline. The chain id
+    # is cached: web3's validation asks for it around every call, more than half the requests
+    # a node sent (an endpoint that changes chains under a running node is caught at start).
+    return LimitedProvider(
+        url,
+        exception_retry_configuration=None,
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
 
 
 @contextmanager

@@ -123,6 +123,10 @@ class Web3Ledger:
     def block_number(self) -> int:
         return self._tx.call(lambda: int(self.w3.eth.block_number))
 
+    def head(self) -> tuple[int, bytes]:
+        block = self._tx.call(lambda: self.w3.eth.get_block("latest"))
+        return int(block["number"]), bytes(block["hash"])
+
     def timestamp(self) -> int:
         return self._tx.call(lambda: int(self.w3.eth.get_block("latest")["timestamp"]))
 

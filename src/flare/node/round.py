@@ -114,6 +114,8 @@ class EventLog:
 
     Each refresh reads the last `REORG_WINDOW` blocks again: a reorg that replaced them leaves
     no stale event behind (a claim or proposal that vanished must be seen to have vanished).
+    A refresh while the chain's tip is the block (number and hash) the last one read is free:
+    the same tip has the same history, while a reorg, even one to the same height, changes it.
     """
 
     def __init__(self, ledger: NodeLedger, from_block: int) -> None:
@@ -121,15 +123,20 @@ class EventLog:
         self._from = from_block
         self._next = from_block
         self.events: list[ChainEvent] = []
+        self._head: tuple[int, bytes] | None = None
 
     def refresh(self) -> None:
-        last = self._ledger.block_number()
+        head = self._ledger.head()
+        if head == self._head:
+            return
+        last = head[0]
         start = max(self._from, min(self._next, last + 1) - REORG_WINDOW)
         kept = [e for e in self.events if e.block < start]
         if last >= start:
             kept.extend(self._ledger.events(start, last))
         self.events = kept
         self._next = last + 1
+        self._head = head
 
     def updates(self, round_number: int) -> list[UpdateSubmitted]:
         """The round's registered updates, in the order the chain registered them."""

@@ -65,6 +65,10 @@ class Ledger(Protocol):
         """The latest block: where an event scan stops."""
         ...
 
+    def head(self) -> tuple[int, bytes]:
+        """The latest block's number and hash: a tip that did not change has no new events."""
+        ...
+
     def timestamp(self) -> int:
         """The latest block's timestamp: the clock phases are derived from."""
         ...
