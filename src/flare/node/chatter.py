@@ -24,6 +24,8 @@ from flare.protocol.ports import Gossip, NodeLedger, Peer
 
 ALIVE_EVERY = 15.0  # seconds between liveness messages (gossipsub allows ~10 msg/s a topic)
 LIVE_FOR = 60.0  # a node heard from within this many seconds counts as live
+LOOKUPS_PER_TICK = 16  # peer-key reads from the chain one tick may make: junk costs no more
+UNKNOWN_KEPT = 1024  # unregistered senders remembered (a bounded set, oldest forgotten first)
 Log = Callable[[str], None]
 
 
@@ -59,9 +61,12 @@ class Chatter:
         self._clock = clock
         self._alive_every = alive_every
         self._last_alive = float("-inf")
-        self._peer_keys: dict[str, bytes | None] = {}
+        self._peer_keys: dict[str, bytes] = {}
+        self._unknown: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._lookups = 0
+        self._round: int | None = None
         self._seen = wire.SeenWindow()
-        self._news: set[tuple[str, int, str, str]] = set()
+        self._news: dict[int, set[tuple[str, int, str, str]]] = collections.defaultdict(set)
         self.live: dict[str, LivePeer] = {}
         self.updates: dict[int, dict[str, str]] = collections.defaultdict(dict)
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -102,21 +107,29 @@ class Chatter:
         if now - self._last_alive >= self._alive_every:
             self._last_alive = now
             self._publish("alive", round_number, wire.alive_body(phase))
+        if round_number != self._round:
+            # Nodes register between rounds: senders unknown so far are looked up again. (A
+            # deregistered node's key stays known: its messages remain hints the chain checks.)
+            self._round = round_number
+            self._unknown.clear()
+        self._lookups = 0
         try:
             inbox = self.gossip.receive()
         except Exception as error:  # a broken gossip layer never stops rounds
             self._log(f"gossip: could not receive: {error}")
             return
         for data in inbox:
-            self._hear(data, round_number, int(now))
-        for r in [r for r in self.updates if r < round_number - wire.STALE_ROUNDS]:
-            del self.updates[r]
+            try:
+                self._hear(data, round_number, int(now))
+            except Exception:  # whatever a hostile message trips over: dropped, never fatal
+                self.rejected["malformed"] += 1
+        for kept in (self.updates, self._news):
+            for r in [r for r in kept if r < round_number - wire.STALE_ROUNDS]:
+                del kept[r]
         self.live = {a: p for a, p in self.live.items() if now - p.seen <= LIVE_FOR}
 
     def _hear(self, data: bytes, round_number: int, now: int) -> None:
         try:
-            if not self._seen.first_time(data):
-                raise wire.GossipRejectedError("replay", "gossip message dropped: seen before")
             said = wire.verify(
                 data,
                 chain_id=self._ledger.chain_id,
@@ -129,6 +142,8 @@ class Chatter:
                 raise wire.GossipRejectedError(
                     "own-key", "gossip message dropped: signed with this node's own identity"
                 )
+            if not self._seen.first_time(said.digest()):
+                raise wire.GossipRejectedError("replay", "gossip message dropped: seen before")
         except wire.GossipRejectedError as rejected:
             self.rejected[rejected.reason] += 1
             return
@@ -136,31 +151,41 @@ class Chatter:
         self.live[said.node] = LivePeer(
             said.node, said.round, said.body.get("phase"), float(self._clock())
         )
-        if said.key() in self._news:
+        if said.key() in self._news[said.round]:
             return
-        self._news.add(said.key())
+        self._news[said.round].add(said.key())
         if said.kind == "update":
             # The first CID a node announced for a round is the one kept; the loop checks it
             # against the chain before fetching, so a lying second one changes nothing.
             self.updates[said.round].setdefault(said.node, said.cid)
 
     def _peer_key(self, node: str) -> bytes | None:
-        """The peer key `node` registered, read from the chain once per node.
+        """The peer key `node` registered, read from the chain once.
 
-        Unknown senders are remembered as unknown too, so a flood of made-up addresses costs
-        one lookup each, not one per message; a node registering later is seen after restart
-        or once the cache of unknowns is cleared (`forget_unknown`, every new round).
+        Unregistered senders are remembered for the round (a bounded set), and a tick reads at
+        most `LOOKUPS_PER_TICK` keys: a flood of made-up senders costs a few reads, then is
+        dropped as `busy` without any.
         """
-        if node not in self._peer_keys:
-            try:
-                info = self._ledger.get_node(node)
-            except FlareError:
-                return None  # the chain is unreachable: drop now, look again next time
-            self._peer_keys[node] = info.peer_key if info.registered else None
-        return self._peer_keys[node]
-
-    def forget_unknown(self) -> None:
-        self._peer_keys = {a: k for a, k in self._peer_keys.items() if k is not None}
+        if node in self._peer_keys:
+            return self._peer_keys[node]
+        if node in self._unknown:
+            return None
+        if self._lookups >= LOOKUPS_PER_TICK:
+            raise wire.GossipRejectedError("busy", "gossip message dropped: too many new senders")
+        self._lookups += 1
+        try:
+            info = self._ledger.get_node(node)
+        except FlareError:
+            raise wire.GossipRejectedError(
+                "busy", "gossip message dropped: the chain did not answer"
+            ) from None
+        if not info.registered:
+            self._unknown[node] = None
+            if len(self._unknown) > UNKNOWN_KEPT:
+                self._unknown.popitem(last=False)
+            return None
+        self._peer_keys[node] = info.peer_key
+        return info.peer_key
 
     def view(self) -> dict[str, Any]:
         """What `flare-node status` shows: this node's gossip address, connected peers, the
@@ -168,6 +193,7 @@ class Chatter:
         now = self._clock()
         return {
             "address": getattr(self.gossip, "address", None),
+            "running": bool(getattr(self.gossip, "running", True)),
             "connected": [{"peer_id": p.peer_id, "addr": p.addr} for p in self.peers()],
             "live": [
                 {"node": p.node, "round": p.round, "phase": p.phase, "ago": round(now - p.seen, 1)}

@@ -513,12 +513,13 @@ class NodeLoop:
     def _prefetch(self, r: int) -> Acted | None:
         """Fetch, verify and pin one update another node announced, if this node holds a seat.
 
-        An announcement is only a hint: its CID is fetched only once the chain shows that node
-        registered exactly that CID (a lying or early announcement costs one read), and the
-        store re-hashes every block. Failures are left to Review, which fetches every update
-        by the events' CIDs anyway; nothing here can hold the round up.
+        An announcement is only a hint: its CID is fetched once the chain's events show that
+        node registered exactly that CID (a lie costs nothing), the store re-hashes every
+        block, and each update gets one try, one per step, so the loop sees the phase between
+        two fetches and a peer that never serves its update cannot hold it up. Whatever is not
+        prefetched, Review fetches by the events' CIDs anyway.
         """
-        if self.chatter is None:
+        if self.chatter is None or self._seatless == r:
             return None
         record = self.state.get(r, "prefetch") or {"cids": [], "bytes": 0}
         pending = [
@@ -526,28 +527,30 @@ class NodeLoop:
             for node, cid in sorted(self.chatter.updates.get(r, {}).items())
             if cid not in record["cids"] and (r, node) not in self._unfetchable
         ]
-        if not pending or self._seatless == r:
+        if not pending:
             return None
         if not self.ledger.is_seat_holder(r, self.address):
             self._seatless = r  # its claim is behind it: no seat comes later in this round
             return None
+        registered = {e.node.lower(): encode_cid(e.cid) for e in self.log_events.updates(r)}
         for node, cid in pending:
-            registered = self.ledger.update_of(r, node)
-            if not any(registered):
-                continue  # announced before this node's chain endpoint saw it: later
-            if registered != keccak(decode_cid(cid)):
+            if node not in registered:
+                continue  # announced before this node's view of the chain has it: later
+            self._unfetchable.add((r, node))  # one try per update
+            if registered[node] != cid:
                 self.chatter.rejected["not-registered"] += 1
-                self._unfetchable.add((r, node))
                 continue
+            record = {"cids": [*record["cids"], cid], "bytes": record["bytes"]}
+            self.state.put(r, "prefetch", record)  # first: a crash leaves no pin unaccounted for
             try:
                 data = self.store.get(cid, max_bytes=size_bound(self.trainer.spec, MAX_RANK))
                 self.store.pin(cid)
             except FlareError as error:
                 self.log(f"round {r}: prefetch of {cid} failed, Review will fetch it: {error}")
-                self._unfetchable.add((r, node))
-                continue
-            record = {"cids": [*record["cids"], cid], "bytes": record["bytes"] + len(data)}
-            self.state.put(r, "prefetch", record)
+                return Acted(
+                    "prefetch", {"round": r, "node": node, "cid": cid, "failed": str(error)}
+                )
+            self.state.put(r, "prefetch", record | {"bytes": record["bytes"] + len(data)})
             return Acted("prefetch", {"round": r, "node": node, "cid": cid, "bytes": len(data)})
         return None
 

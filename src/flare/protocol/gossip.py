@@ -31,6 +31,7 @@ import nacl.signing
 
 from flare.protocol.cid import decode_cid, encode_cid
 from flare.protocol.errors import FlareError
+from flare.protocol.rounds import Phase
 
 VERSION = 1
 DOMAIN = b"flare-gossip/1\x00"
@@ -38,6 +39,8 @@ MAX_MESSAGE_BYTES = 2048
 KINDS = ("update", "proposal", "alive")
 STALE_ROUNDS = 1  # messages of rounds more than this far behind the receiver's are stale
 MAX_CLOCK_SKEW = 300  # seconds a message's send time may lie ahead of the receiver's clock
+MAX_AGE = 900  # seconds a message may have travelled: older ones are stale (or replayed)
+PHASES = frozenset(phase.name for phase in Phase)
 _ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 
 
@@ -74,6 +77,14 @@ class Announcement:
     def key(self) -> tuple[str, int, str, str]:
         """What makes two messages the same news: a node re-announcing it adds nothing."""
         return (self.kind, self.round, self.node, json.dumps(self.body, sort_keys=True))
+
+    def digest(self) -> bytes:
+        """The signed content's hash: the same message however its bytes were re-encoded."""
+        payload = {
+            "v": VERSION, "kind": self.kind, "chain": self.chain_id, "contract": self.contract,
+            "round": self.round, "node": self.node, "sent": self.sent, "body": dict(self.body),
+        }  # fmt: skip
+        return hashlib.sha256(DOMAIN + _canonical(payload)).digest()
 
 
 def _canonical(payload: Mapping[str, Any]) -> bytes:
@@ -156,8 +167,9 @@ def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:
         _check_body(payload["kind"], payload["body"])
     except GossipRejectedError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise _reject("malformed", f"not a flare gossip message ({error})") from None
+    except Exception as error:  # anything a hostile byte string can make a parser raise,
+        # RecursionError from a deep nest of brackets included: dropped, never fatal
+        raise _reject("malformed", f"not a flare gossip message ({type(error).__name__})") from None
     return payload, signature
 
 
@@ -175,7 +187,7 @@ def _check_body(kind: str, body: dict[str, Any]) -> None:
             raise ValueError(f"bad cid: {error.message}") from None
     if "proposal" in body and (type(body["proposal"]) is not int or body["proposal"] < 1):
         raise ValueError("bad proposal id")
-    if "phase" in body and not (body["phase"] is None or isinstance(body["phase"], str)):
+    if "phase" in body and not (body["phase"] is None or body["phase"] in PHASES):
         raise ValueError("bad phase")
 
 
@@ -200,8 +212,11 @@ def verify(
             "wrong-deployment",
             f"it is bound to chain {payload['chain']} contract {payload['contract']}",
         )
-    if payload["round"] < current_round - STALE_ROUNDS:
-        raise _reject("stale", f"round {payload['round']}, this node is in {current_round}")
+    if payload["round"] < current_round - STALE_ROUNDS or payload["sent"] < now - MAX_AGE:
+        raise _reject(
+            "stale", f"round {payload['round']} sent at {payload['sent']}, this node is in "
+            f"round {current_round} at {now}",
+        )  # fmt: skip
     if payload["round"] > current_round + 1 or payload["sent"] > now + MAX_CLOCK_SKEW:
         raise _reject("future", f"round {payload['round']} sent at {payload['sent']}")
     peer_key = peer_key_of(payload["node"])
@@ -225,14 +240,15 @@ def verify(
 
 
 class SeenWindow:
-    """The digests of the last `size` messages accepted: a message seen twice is a replay."""
+    """The digests (`Announcement.digest`) of the last `size` messages accepted: a message seen
+    twice, in whatever encoding, is a replay. Only accepted messages enter, so junk cannot
+    flush the window; older ones are refused as stale by `MAX_AGE` anyway."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
         self._seen: OrderedDict[bytes, None] = OrderedDict()
 
-    def first_time(self, data: bytes) -> bool:
-        digest = hashlib.sha256(data).digest()
+    def first_time(self, digest: bytes) -> bool:
         if digest in self._seen:
             self._seen.move_to_end(digest)
             return False

@@ -109,9 +109,24 @@ def test_the_previous_round_is_still_heard() -> None:
     assert verify(message(), current_round=5).round == 4
 
 
+def test_a_re_encoded_message_has_the_same_digest() -> None:
+    """Replays are recognised by what was signed, not by the bytes that carried it."""
+    data = message()
+    outer = json.loads(data)
+    spaced = json.dumps({"sig": outer["sig"].upper(), "m": outer["m"]}, indent=1).encode()
+    assert spaced != data
+    assert verify(spaced).digest() == verify(data).digest()
+
+
+def test_old_messages_are_stale() -> None:
+    assert rejected(message(sent=1_000 - wire.MAX_AGE - 1)) == "stale"
+
+
 @pytest.mark.parametrize(
     "data",
     [
+        b"[" * (wire.MAX_MESSAGE_BYTES - 1),  # nested deeper than the parser's recursion limit
+        b"{" * 1500,
         b"",
         b"\xff\xfe",
         b"[]",
@@ -132,6 +147,7 @@ def test_unknown_fields_kinds_and_bodies_are_refused() -> None:
         lambda m: m.update(round=True),
         lambda m: m.update(node="0xnot-an-address"),
         lambda m: m["body"].update(cid="QmNotCanonical"),
+        lambda m: m.update(kind="alive", body={"phase": "\x1b]0;owned\x07"}),  # not a phase
     ):
         outer = json.loads(message())
         edit(outer["m"])
@@ -152,7 +168,7 @@ def test_oversized_messages_are_refused_before_parsing() -> None:
 
 def test_a_replay_is_seen_and_the_window_is_bounded() -> None:
     seen = wire.SeenWindow(size=2)
-    first, second, third = message(sent=1), message(sent=2), message(sent=3)
+    first, second, third = (verify(message(sent=t)).digest() for t in (998, 999, 1000))
     assert seen.first_time(first)
     assert not seen.first_time(first)
     assert seen.first_time(second)

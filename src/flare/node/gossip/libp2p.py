@@ -108,6 +108,8 @@ class Libp2pGossip:
         self._own_file: Path | None = None
         self.peer_id = ""
         self._own_id = b""
+        self._peers: tuple[Peer, ...] = ()
+        self._closed = False
         self.address = ""  # the dialable multiaddr, /p2p/<id> included
         self._thread = threading.Thread(target=self._main, name="flare-gossip", daemon=True)
         self._thread.start()
@@ -121,35 +123,33 @@ class Libp2pGossip:
 
     # ---------------------------------------------------------------- the loop's side
 
+    @property
+    def running(self) -> bool:
+        """Whether the host still runs (it stops only on close, or on an error it logged)."""
+        return self._token is not None and self._thread.is_alive() and not self._closed
+
     def publish(self, data: bytes) -> None:
         import trio
 
         if self._token is None or self._nursery is None:
             return
-        with contextlib.suppress(trio.RunFinishedError):
-            trio.from_thread.run_sync(
-                self._nursery.start_soon, self._publish, data, trio_token=self._token
-            )
+        with contextlib.suppress(trio.RunFinishedError):  # queued: never waits on the thread
+            self._token.run_sync_soon(self._nursery.start_soon, self._publish, data)
 
     def receive(self) -> list[bytes]:
         return self._inbox.drain()
 
     def peers(self) -> list[Peer]:
-        import trio
-
-        if self._token is None:
-            return []
-        try:
-            return list(trio.from_thread.run_sync(self._connected, trio_token=self._token))
-        except trio.RunFinishedError:
-            return []
+        """The connected peers as the host's thread last listed them (within a second)."""
+        return list(self._peers) if self.running else []
 
     def close(self) -> None:
         import trio
 
+        self._closed = True
         if self._token is not None and self._stop is not None:
             with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+                self._token.run_sync_soon(self._stop.set)
         self._thread.join(10.0)
         if self._own_file is not None:
             self._own_file.unlink(missing_ok=True)
@@ -204,6 +204,8 @@ class Libp2pGossip:
                 raise OSError("could not listen there (the port is taken, or not this host's)")
             await pubsub.wait_until_ready()
             subscription = await pubsub.subscribe(self.topic)
+            if self._closed:  # the starter gave up waiting: leave no address behind
+                return
             self.address = self._dialable(host)
             self._write_own_address()
             self._stop = trio.Event()
@@ -212,6 +214,7 @@ class Libp2pGossip:
             self._ready.set()
             nursery.start_soon(self._receive, subscription)
             nursery.start_soon(self._dial_known, host)
+            nursery.start_soon(self._list_peers)
             await self._stop.wait()
             with trio.move_on_after(CLOSE_SECONDS):  # close connections, not just drop them
                 for peer_id in list(host.get_connected_peers()):
@@ -242,7 +245,7 @@ class Libp2pGossip:
         if self._peers_dir is not None and self._peers_dir.is_dir():
             for path in sorted(self._peers_dir.glob("*.addr")):
                 if path.stem != self.peer_id:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(Exception):  # unreadable, not text: not a peer
                         addrs.append(path.read_text().strip())
         return addrs
 
@@ -253,7 +256,11 @@ class Libp2pGossip:
 
         while True:
             connected = {str(p) for p in host.get_connected_peers()}
-            for text in self._known():
+            try:
+                known = self._known()
+            except Exception:  # the peers directory vanished or turned unreadable: try later
+                known = list(self._bootstrap)
+            for text in known:
                 try:
                     info = info_from_p2p_addr(multiaddr.Multiaddr(text))
                 except Exception:  # noqa: S112 - a half-written or bad file: skip it
@@ -266,6 +273,14 @@ class Libp2pGossip:
                     except Exception as error:  # a peer down is normal
                         self._log(f"gossip: could not reach {text}: {error}")
             await trio.sleep(REDIAL_SECONDS)
+
+    async def _list_peers(self) -> None:
+        """Keep `peers()`'s snapshot fresh, so the loop never waits on this thread to ask."""
+        import trio
+
+        while True:
+            self._peers = tuple(self._connected())
+            await trio.sleep(1.0)
 
     async def _receive(self, subscription: Any) -> None:
         while True:
