@@ -46,8 +46,6 @@ import functools
 import hashlib
 import json
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -79,8 +77,10 @@ from flare.protocol.ports import Trained
 from flare.protocol.rounds import RoundConfig, address_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
-ANVIL_STARTUP_SECONDS = 30.0
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the test suites' anvil launcher
+
+from anvil_process import ANVIL, AnvilProcess
+
 # A small slice of an action expert: two projections and a norm. The figures scale with the
 # bytes moved only through the store columns; the chain's work does not depend on the model.
 SPEC = ModelSpec.from_shapes(
@@ -324,48 +324,6 @@ def bls_precompiles_timed(meter: Meter) -> Iterator[None]:
 # ---------------------------------------------------------------- anvil
 
 
-class Anvil:
-    """A throwaway anvil on 127.0.0.1 with an OS-chosen port (node_modules' binary)."""
-
-    def __init__(self, home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        self.lines: collections.deque[str] = collections.deque(maxlen=100)
-        self.url = ""
-        self._ready = threading.Event()
-        self.process = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", "0", "--prune-history"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "HOME": str(home)},  # anvil keeps state under $HOME/.foundry
-        )
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        if not self._ready.wait(ANVIL_STARTUP_SECONDS):
-            self.stop()
-            raise SystemExit("anvil did not start:\n" + "\n".join(self.lines))
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            match = re.search(r"Listening on (\S+)", line)
-            if match and not self._ready.is_set():
-                self.url = f"http://{match[1]}"
-                self._ready.set()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._drainer.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @contextlib.contextmanager
 def anvil_url(rpc: str | None, workdir: Path) -> Iterator[str]:
     """`rpc` if given, else a fresh anvil for the run."""
@@ -375,7 +333,7 @@ def anvil_url(rpc: str | None, workdir: Path) -> Iterator[str]:
     if not ANVIL.exists():
         raise SystemExit("anvil is not installed (run `make setup`), or pass --rpc http://...")
     tools = Path(os.environ.get("FLARE_TOOLS_HOME", ROOT / ".tools" / "home"))
-    anvil = Anvil(tools / "bench-round" / workdir.name)
+    anvil = AnvilProcess(tools / "bench-round" / workdir.name)
     try:
         yield anvil.url
     finally:
