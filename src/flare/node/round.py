@@ -55,6 +55,7 @@ CHECKPOINTS = (
 # How far back the event log re-reads on each refresh, so events of blocks a reorg replaced are
 # dropped and the new ones read: deeper reorgs are what `confirmations` guards against.
 REORG_WINDOW = 64
+REREAD_SECONDS = 30.0  # the longest the event log trusts an unchanged tip without reading
 NOTE_GOSSIP_EVERY = 5.0  # seconds between gossip views kept for `flare-node status`
 
 
@@ -116,10 +117,15 @@ class EventLog:
     no stale event behind (a claim or proposal that vanished must be seen to have vanished).
     A refresh while the chain's tip is the block (number and hash) the last one read is free:
     the same tip has the same history, while a reorg, even one to the same height, changes it.
+    Every `REREAD_SECONDS` it reads anyway, in case an endpoint's log index answered late.
     """
 
-    def __init__(self, ledger: NodeLedger, from_block: int) -> None:
+    def __init__(
+        self, ledger: NodeLedger, from_block: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ledger = ledger
+        self._clock = clock
+        self._read_at = float("-inf")
         self._from = from_block
         self._next = from_block
         self.events: list[ChainEvent] = []
@@ -127,8 +133,9 @@ class EventLog:
 
     def refresh(self) -> None:
         head = self._ledger.head()
-        if head == self._head:
+        if head == self._head and self._clock() - self._read_at < REREAD_SECONDS:
             return
+        read_at = self._clock()
         last = head[0]
         start = max(self._from, min(self._next, last + 1) - REORG_WINDOW)
         kept = [e for e in self.events if e.block < start]
@@ -136,7 +143,7 @@ class EventLog:
             kept.extend(self._ledger.events(start, last))
         self.events = kept
         self._next = last + 1
-        self._head = head
+        self._head, self._read_at = head, read_at
 
     def updates(self, round_number: int) -> list[UpdateSubmitted]:
         """The round's registered updates, in the order the chain registered them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flare.node.round import REORG_WINDOW, EventLog
+from flare.node.round import REORG_WINDOW, REREAD_SECONDS, EventLog
 
 
 class Chain:
@@ -29,6 +29,19 @@ def test_an_unchanged_tip_costs_no_event_query() -> None:
     log.refresh()
     log.updates(1)
     assert chain.queries == [(10, 100)]
+
+
+def test_an_unchanged_tip_is_read_again_after_a_while() -> None:
+    """An endpoint whose log index lagged gets another chance, even if no block comes."""
+    chain, now = Chain(), [0.0]
+    log = EventLog(chain, from_block=10, clock=lambda: now[0])  # type: ignore[arg-type]
+    log.refresh()
+    now[0] += REREAD_SECONDS - 1
+    log.refresh()
+    assert len(chain.queries) == 1
+    now[0] += 1
+    log.refresh()
+    assert len(chain.queries) == 2
 
 
 def test_a_new_block_rereads_the_reorg_window() -> None:
