@@ -194,7 +194,7 @@ class NodeLoop:
         self.checkpoint = checkpoint or (lambda point: None)
         self.last_round = last_round
         self.chatter = chatter
-        self._unfetchable: set[tuple[int, str]] = set()
+        self._tried: dict[int, set[str]] = {}  # per round: nodes whose update prefetch tried
         self._gossip_noted = float("-inf")
         self._seatless: int | None = None  # a round in which this node holds no seat
         self._bases: dict[str, GlobalModel] = {}
@@ -526,13 +526,15 @@ class NodeLoop:
         two fetches and a peer that never serves its update cannot hold it up. Whatever is not
         prefetched, Review fetches by the events' CIDs anyway.
         """
-        if self.chatter is None or self._seatless == r:
+        if self.chatter is None or self._seatless == r or not self.chatter.updates.get(r):
             return None
+        self._tried = {r: self._tried.get(r, set())}  # older rounds are over: forget them
+        tried = self._tried[r]
         record = self.state.get(r, "prefetch") or {"cids": [], "bytes": 0}
         pending = [
             (node, cid)
-            for node, cid in sorted(self.chatter.updates.get(r, {}).items())
-            if cid not in record["cids"] and (r, node) not in self._unfetchable
+            for node, cid in sorted(self.chatter.updates[r].items())
+            if cid not in record["cids"] and node not in tried
         ]
         if not pending:
             return None
@@ -543,7 +545,7 @@ class NodeLoop:
         for node, cid in pending:
             if node not in registered:
                 continue  # announced before this node's view of the chain has it: later
-            self._unfetchable.add((r, node))  # one try per update
+            tried.add(node)  # one try per update
             if registered[node] != cid:
                 self.chatter.rejected["not-registered"] += 1
                 continue
