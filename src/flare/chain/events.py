@@ -8,13 +8,12 @@ events the protocol does not model are skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import collapse_if_tuple, event_signature_to_log_topic
 from eth_utils.address import to_checksum_address
-from web3 import Web3
 from web3.exceptions import Web3RPCError
 
 from flare.protocol.events import EVENT_TYPES, ChainEvent
@@ -34,18 +33,36 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+class _Layout:
+    """Where one event's fields are in a log, worked out once from the ABI."""
+
+    def __init__(self, cls: type[ChainEvent], inputs: list[dict[str, Any]]) -> None:
+        self.cls = cls
+        self.indexed = [_field(arg) for arg in inputs if arg.get("indexed")]
+        plain = [arg for arg in inputs if not arg.get("indexed")]
+        self.plain_types = [collapse_if_tuple(arg) for arg in plain]
+        self.plain = [_field(arg)[::2] for arg in plain]
+
+
+def _field(arg: dict[str, Any]) -> tuple[str, str, Callable[[Any], Any]]:
+    """(dataclass field, ABI type, converter) of one event input."""
+    name = snake(str(arg["name"]))
+    return name, collapse_if_tuple(arg), _converter(str(arg["type"]), name)
+
+
 class EventDecoder:
     """Decodes the logs of one contract into `flare.protocol.events` values."""
 
     def __init__(self, abi: list[dict[str, Any]], address: str | None = None) -> None:
         self.address = to_checksum_address(address) if address else None
-        self._events: dict[bytes, tuple[type[ChainEvent], list[dict[str, Any]]]] = {}
+        self._lower = self.address.lower() if self.address else None
+        self._events: dict[bytes, _Layout] = {}
         for item in abi:
             if item.get("type") != "event" or item["name"] not in EVENT_TYPES:
                 continue
             types = ",".join(collapse_if_tuple(arg) for arg in item["inputs"])
             topic = event_signature_to_log_topic(f"{item['name']}({types})")
-            self._events[bytes(topic)] = (EVENT_TYPES[item["name"]], list(item["inputs"]))
+            self._events[bytes(topic)] = _Layout(EVENT_TYPES[item["name"]], list(item["inputs"]))
 
     @property
     def topics(self) -> list[str]:
@@ -54,24 +71,21 @@ class EventDecoder:
 
     def decode(self, log: Mapping[str, Any]) -> ChainEvent | None:
         """One log as an event; None for another contract's log or an unmodeled event."""
-        if self.address is not None and to_checksum_address(log["address"]) != self.address:
+        if self._lower is not None and str(log["address"]).lower() != self._lower:
             return None
         topics = [_bytes(topic) for topic in log["topics"]]
-        if not topics or topics[0] not in self._events:
+        layout = self._events.get(topics[0]) if topics else None
+        if layout is None:
             return None
-        cls, inputs = self._events[topics[0]]
-        indexed = [arg for arg in inputs if arg.get("indexed")]
-        plain = [arg for arg in inputs if not arg.get("indexed")]
-        values: dict[str, Any] = {}
-        for arg, topic in zip(indexed, topics[1:], strict=True):
-            values[arg["name"]] = abi_decode([collapse_if_tuple(arg)], topic)[0]
-        decoded = abi_decode([collapse_if_tuple(arg) for arg in plain], _bytes(log["data"]))
-        values.update({arg["name"]: value for arg, value in zip(plain, decoded, strict=True)})
-        types = {arg["name"]: arg["type"] for arg in inputs}
-        fields = {snake(name): _plain(types[name], snake(name), v) for name, v in values.items()}
-        return cls(
-            block=int(log["blockNumber"]),
-            log_index=int(log["logIndex"]),
+        fields: dict[str, Any] = {}
+        for (name, kind, convert), topic in zip(layout.indexed, topics[1:], strict=True):
+            fields[name] = convert(abi_decode([kind], topic)[0])
+        decoded = abi_decode(layout.plain_types, _bytes(log["data"]))
+        for (name, convert), value in zip(layout.plain, decoded, strict=True):
+            fields[name] = convert(value)
+        return layout.cls(
+            block=_int(log["blockNumber"]),
+            log_index=_int(log["logIndex"]),
             tx_hash=_bytes(log["transactionHash"]),
             **fields,
         )
@@ -81,14 +95,18 @@ class EventDecoder:
         return [event for event in map(self.decode, logs) if event is not None]
 
 
+LogQuery = Callable[[dict[str, Any]], Sequence[Mapping[str, Any]]]
+
+
 def fetch_events(
-    w3: Web3, decoder: EventDecoder, address: str, from_block: int, to_block: int
+    get_logs: LogQuery, decoder: EventDecoder, address: str, from_block: int, to_block: int
 ) -> list[ChainEvent]:
     """The events of `address` in [from_block, to_block], fetched in bounded block ranges.
 
-    Public endpoints cap eth_getLogs (a block range, a result count) and answer with a JSON-RPC
-    error: a refused range is halved and asked again, down to one block, whose refusal is
-    raised (the `Transactor` guard turns it into a `RequestRejectedError`).
+    `get_logs` answers one `eth_getLogs` filter (web3's, or the raw JSON-RPC result: both
+    decode). Public endpoints cap eth_getLogs (a block range, a result count) and answer with
+    a JSON-RPC error: a refused range is halved and asked again, down to one block, whose
+    refusal is raised (the `Transactor` guard turns it into a `RequestRejectedError`).
     """
     found: list[ChainEvent] = []
     start = max(0, from_block)
@@ -96,9 +114,7 @@ def fetch_events(
     while start <= to_block:
         end = min(to_block, start + span - 1)
         try:
-            logs = w3.eth.get_logs(
-                {"address": address, "fromBlock": start, "toBlock": end}  # type: ignore[typeddict-item]
-            )
+            logs = get_logs({"address": address, "fromBlock": start, "toBlock": end})
         except Web3RPCError:
             if end == start:
                 raise
@@ -115,9 +131,17 @@ def _bytes(value: Any) -> bytes:
     return bytes(value)
 
 
-def _plain(abi_type: str, field: str, value: Any) -> Any:
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _converter(abi_type: str, field: str) -> Callable[[Any], Any]:
     if field in _CONVERT:
-        return _CONVERT[field](value)
+        return _CONVERT[field]
     if abi_type == "address":
-        return to_checksum_address(value)
+        return to_checksum_address
+    return _same
+
+
+def _same(value: Any) -> Any:
     return value

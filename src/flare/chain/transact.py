@@ -1,7 +1,8 @@
 """Sign, send and confirm transactions; turn every way one can fail into a `FlareError`.
 
-On a node, each transaction is simulated first (gas estimation), so a revert surfaces before
-anything is signed, decoded into the contract's own error. It is then signed locally and sent;
+On a node, each transaction is simulated first (gas estimation, or a single `eth_call` for a
+call of bounded cost sent at a fixed limit), so a revert surfaces before anything is signed,
+decoded into the contract's own error. It is then signed locally and sent;
 the HTTP provider's bounded retries re-send the same signed bytes, which is idempotent (same
 hash, same nonce). A mined transaction with status 0 (state changed between simulation and
 mining, or out of gas) is replayed to recover the reason. The in-process chain skips the
@@ -38,8 +39,9 @@ from eth_tester.exceptions import TransactionFailed
 from eth_utils.exceptions import ValidationError as EvmValidationError
 from hexbytes import HexBytes
 from web3 import Web3
+from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams
+from web3.types import RPCEndpoint, TxParams
 
 from flare.chain.connect import RpcUnavailableError, endpoint_of, is_embedded, rpc_errors
 from flare.chain.reverts import RevertDecoder
@@ -263,11 +265,42 @@ class Transactor:
         with self.guard():
             return read()
 
-    def send(self, build: Any, *, min_gas: int = 0) -> dict[str, Any]:
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the in-process chain (no JSON-RPC underneath)."""
+        return self._embedded
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC request past web3's middleware: the raw result (hex strings).
+
+        For the reads a node repeats every step, where web3's middleware and formatters cost
+        more than the request. A JSON-RPC error is raised as web3 raises it: a revert of an
+        `eth_call` as `ContractLogicError`, anything else as `Web3RPCError`; callers run it
+        under `guard`. Not for the in-process chain, which needs web3's eth-tester middleware.
+        """
+        if self._embedded:
+            raise ConfigError(f"{method} by raw JSON-RPC needs an HTTP endpoint")
+        response = self.w3.provider.make_request(RPCEndpoint(method), params)
+        errors = raise_contract_logic_error_on_revert if method == "eth_call" else None
+        return self.w3.manager.formatted_response(response, params, errors)
+
+    def read(self, to: str, data: bytes) -> bytes:
+        """`eth_call` of `data` at `to` on the latest block, under `guard`: the return data."""
+        with self.guard():
+            if self._embedded:
+                call: TxParams = {"to": cast(Any, to), "data": HexBytes(data)}
+                return bytes(self.w3.eth.call(call, "latest"))
+            params = [{"to": to, "data": "0x" + data.hex()}, "latest"]
+            return bytes(HexBytes(self.rpc("eth_call", params)))
+
+    def send(self, build: Any, *, min_gas: int = 0, gas: int | None = None) -> dict[str, Any]:
         """Send a prepared contract call or constructor (anything with `build_transaction`).
 
         `min_gas` is a floor under the estimate, for a call whose cost depends on what lands
-        before it (a vote estimated as an ordinary one can become the finalizing one).
+        before it (a vote estimated as an ordinary one can become the finalizing one). `gas`
+        is a fixed limit for a call whose cost is bounded and known: it is simulated once with
+        `eth_call` (a revert still surfaces before signing) instead of estimated, which a node
+        does by re-running the call a dozen times in a binary search.
         Returns the web3 receipt of the mined, successful (and confirmed) transaction.
         """
         if self._account is None:
@@ -288,6 +321,10 @@ class Transactor:
                 # It mines each transaction as it arrives: nothing is ever pending to outbid.
                 fixed = {"from": sender, "nonce": nonce, "gas": EMBEDDED_GAS_LIMIT}
                 tx = dict(build.build_transaction(fixed))
+            elif gas is not None:
+                tx = dict(build.build_transaction({"from": sender, "nonce": nonce, "gas": gas}))
+                self.w3.eth.call(cast(TxParams, _simulated(tx)), "latest")
+                tx.update(outbid(tx, self._stuck_at(sender, nonce)))
             else:
                 tx = dict(build.build_transaction({"from": sender, "nonce": nonce}))
                 tx["gas"] = max(int(tx["gas"] * GAS_MARGIN), min_gas)
@@ -435,6 +472,11 @@ class Transactor:
             "no reason",
             hint="it may have raced another transaction; read the state and retry",
         )
+
+
+def _simulated(tx: dict[str, Any]) -> dict[str, Any]:
+    """The call a signed transaction makes, for `eth_call`: no nonce or fees, the same limit."""
+    return {key: tx[key] for key in ("from", "to", "data", "value", "gas") if key in tx}
 
 
 def outbid(tx: dict[str, Any], stuck: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -300,7 +300,7 @@ def _run(
         "genesis_held_out_loss": genesis_loss,
         "rounds": [report.summary() for report in reports],
         "plot": str(plot),
-        "wall_seconds": round(wall, 1),
+        "wall_seconds": round(wall, 3),
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     store.close()

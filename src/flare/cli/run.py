@@ -250,5 +250,5 @@ def _summary(
         "votes": sum(1 for _, s, o in records if s == "vote"),
         "gas": sum(int(o.get("gas", 0)) for _, _, o in records),
         "stopped_by_signal": stopped,
-        "wall_seconds": round(wall, 1),
+        "wall_seconds": round(wall, 3),
     }

@@ -113,11 +113,13 @@ class Identity:
 class EventLog:
     """The contract's events from the deployment block on, fetched incrementally.
 
-    Each refresh reads the last `REORG_WINDOW` blocks again: a reorg that replaced them leaves
-    no stale event behind (a claim or proposal that vanished must be seen to have vanished).
     A refresh while the chain's tip is the block (number and hash) the last one read is free:
-    the same tip has the same history, while a reorg, even one to the same height, changes it.
-    Every `REREAD_SECONDS` it reads anyway, in case an endpoint's log index answered late.
+    the same tip has the same history. When the tip moved on, the block the last refresh ended
+    at is looked up again: a hash commits to every block before it, so if it is unchanged only
+    the new blocks are read. Otherwise a reorg replaced some of what was read, and the last
+    `REORG_WINDOW` blocks are read again, so a claim or proposal that vanished is seen to have
+    vanished. Every `REREAD_SECONDS` the window is read anyway, in case an endpoint's log
+    index answered late.
     """
 
     def __init__(
@@ -133,17 +135,29 @@ class EventLog:
 
     def refresh(self) -> None:
         head = self._ledger.head()
-        if head == self._head and self._clock() - self._read_at < REREAD_SECONDS:
+        now = self._clock()
+        due = now - self._read_at >= REREAD_SECONDS
+        if head == self._head and not due:
             return
-        read_at = self._clock()
         last = head[0]
-        start = max(self._from, min(self._next, last + 1) - REORG_WINDOW)
+        window = due or not self._extends(head)
+        start = self._next
+        if window:
+            start = max(self._from, min(self._next, last + 1) - REORG_WINDOW)
         kept = [e for e in self.events if e.block < start]
         if last >= start:
             kept.extend(self._ledger.events(start, last))
         self.events = kept
         self._next = last + 1
-        self._head, self._read_at = head, read_at
+        self._head = head
+        if window:
+            self._read_at = now
+
+    def _extends(self, head: tuple[int, bytes]) -> bool:
+        """Whether `head` is a descendant of the tip the last refresh read to."""
+        if self._head is None or head[0] <= self._head[0]:
+            return False
+        return self._ledger.block_hash(self._head[0]) == self._head[1]
 
     def updates(self, round_number: int) -> list[UpdateSubmitted]:
         """The round's registered updates, in the order the chain registered them."""
@@ -197,6 +211,7 @@ class NodeLoop:
         self._tried: dict[int, set[str]] = {}  # per round: nodes whose update prefetch tried
         self._gossip_noted = float("-inf")
         self._seatless: int | None = None  # a round in which this node holds no seat
+        self._eligible: int | None = None  # a round in which this node was seen eligible
         self._bases: dict[str, GlobalModel] = {}
         self._where: tuple[int | None, str | None] = (None, None)
 
@@ -250,9 +265,13 @@ class NodeLoop:
             return self._retain(r, self.retention)
 
         if info.phase is Phase.TRAINING:
-            node = self.ledger.get_node(self.address)
-            if not (node.registered and node.eligible_from <= r):
-                return Wait(info.review_start, f"not eligible in round {r}")
+            if self._eligible != r:
+                node = self.ledger.get_node(self.address)
+                if not (node.registered and node.eligible_from <= r):
+                    return Wait(info.review_start, f"not eligible in round {r}")
+                # Read once a round: only this node's own deregistration could end it, and
+                # then the contract refuses what the node sends.
+                self._eligible = r
             self._recheck_training(r)
             # --- CLAIM --- a seat if this node's VRF rank can win one
             if not self.state.done(r, "claim"):

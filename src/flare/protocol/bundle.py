@@ -261,6 +261,15 @@ class _Delta(Mapping[str, NDArray[np.float64]]):
             product += factor_p[:, k : k + 1] * factor_q[:, k]
         return product.reshape(p.shape)
 
+    def factors(self, name: str) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """(P, Q) of a compressed tensor, as float64 (exact): this tensor is P Q^T reshaped.
+        None for a tensor sent whole. Lets copy detection compare updates without building
+        them (`flare.protocol.aggregate.Factored`)."""
+        tensors = self._bundle.tensors
+        if name in tensors:
+            return None
+        return tensors[name + ".P"].astype(np.float64), tensors[name + ".Q"].astype(np.float64)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._bundle.spec.names)
 

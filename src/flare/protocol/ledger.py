@@ -69,6 +69,11 @@ class Ledger(Protocol):
         """The latest block's number and hash: a tip that did not change has no new events."""
         ...
 
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of the canonical block at `number`; None past the tip. A block whose hash
+        is unchanged has its whole history unchanged: no reorg reached it."""
+        ...
+
     def timestamp(self) -> int:
         """The latest block's timestamp: the clock phases are derived from."""
         ...

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from flare.protocol.aggregate import (
     Aggregate,
+    Factored,
     InvalidRuleError,
     Rule,
     Update,
@@ -22,6 +23,7 @@ from flare.protocol.aggregate import (
     clipped_fedavg,
     coordinate_median,
     fedavg,
+    find_copies,
     krum_scores,
     multi_krum,
     screen,
@@ -367,3 +369,56 @@ def test_a_norm_too_close_to_the_bound_is_decided_by_the_exact_sum() -> None:
 
     assert len(accepted) == 1
     assert len(rejected_by_an_ulp) == 1
+
+
+def bundled_updates(seed: int, count: int, copies: dict[int, tuple[int, float]]) -> list[Update]:
+    """Lazy updates from real bundles; `copies[i] = (j, noise)`: update i is update j's factors
+    plus `noise` times fresh values (a copier disguising its copy)."""
+    spec = ModelSpec.from_shapes({"w": (24, 16), "c": (4, 6, 8), "b": (16,)})
+    rng = np.random.default_rng(seed)
+    arrays: list[dict[str, NDArray[np.float32]]] = []
+    updates = []
+    for i in range(count):
+        fresh = {
+            name: rng.standard_normal(shape).astype(np.float32)
+            for name, (_, shape) in spec.wire_layout(3, "float32").items()
+        }
+        if i in copies:
+            source, noise = copies[i]
+            fresh = {n: (arrays[source][n] + noise * fresh[n]).astype(np.float32) for n in fresh}
+        arrays.append(fresh)
+        meta = BundleMeta(7, address(i + 1), BASE_MODEL, 10 + i, 3, spec.hash)
+        bundle = read_bundle(write_bundle(meta, spec, fresh), spec)
+        updates.append(Update(bundle.meta.node, bundle.meta.num_samples, bundle.delta()))
+    return updates
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-4, 0.05, 1.0])
+def test_copy_detection_on_factors_decides_as_on_the_multiplied_out_updates(noise: float) -> None:
+    """Cosines taken on the PowerSGD factors equal those of the dense deltas to ~1e-12, far
+    inside the close-call margin, so the kept and rejected updates are the same."""
+    updates = bundled_updates(3, 6, {3: (1, noise), 5: (0, noise)})
+    spec = ModelSpec.from_shapes({"w": (24, 16), "c": (4, 6, 8), "b": (16,)})
+    assert all(isinstance(u.delta, Factored) for u in updates)
+    dense = [Update(u.node, u.num_samples, dict(u.delta)) for u in updates]
+    assert not isinstance(dense[0].delta, Factored)
+    for threshold in (0.5, 0.9, 0.99, 0.999999):
+        kept, copied = find_copies(updates, spec, threshold=threshold)
+        kept_dense, copied_dense = find_copies(dense, spec, threshold=threshold)
+        assert [u.node for u in kept] == [u.node for u in kept_dense]
+        assert copied == copied_dense
+    disguised = {r.node for r in find_copies(updates, spec, threshold=0.9)[1]}
+    assert disguised == ({updates[3].node, updates[5].node} if noise <= 0.05 else set())
+
+
+def test_a_copy_within_a_hair_of_the_threshold_is_decided_the_same_either_way() -> None:
+    updates = bundled_updates(9, 3, {2: (0, 0.3)})
+    spec = ModelSpec.from_shapes({"w": (24, 16), "c": (4, 6, 8), "b": (16,)})
+    a, b = flat(updates[2].delta), flat(updates[0].delta)
+    exact = float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))
+    for threshold in (math.nextafter(exact, 0.0), exact, math.nextafter(exact, 2.0)):
+        dense = [Update(u.node, u.num_samples, dict(u.delta)) for u in updates]
+        assert (
+            find_copies(updates, spec, threshold=threshold)[1]
+            == find_copies(dense, spec, threshold=threshold)[1]
+        )
