@@ -212,6 +212,7 @@ class NodeLoop:
         self._gossip_noted = float("-inf")
         self._seatless: int | None = None  # a round in which this node holds no seat
         self._eligible: int | None = None  # a round in which this node was seen eligible
+        self._reviewing: tuple[int, bool] | None = None  # (round, holds a seat) in Review
         self._bases: dict[str, GlobalModel] = {}
         self._where: tuple[int | None, str | None] = (None, None)
 
@@ -290,7 +291,11 @@ class NodeLoop:
 
         if info.phase is Phase.REVIEW:
             # --- REVIEW --- recompute the model, then propose or vote
-            if self.ledger.is_seat_holder(r, self.address):
+            if self._reviewing is None or self._reviewing[0] != r:
+                # Seats are settled when Training closes: read once a round. (Were this node
+                # disallowed during Review, the contract would refuse what it sends.)
+                self._reviewing = (r, self.ledger.is_seat_holder(r, self.address))
+            if self._reviewing[1]:
                 self._recheck_review(r)
                 return self._review(r, info)
             return Wait(info.review_end, "review: not on the committee")
