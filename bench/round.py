@@ -24,8 +24,11 @@ in the pairing check (and in all BLS precompiles) is measured by wrapping them.
 
 Targets, on anvil: at most 3 s of coordination per round at 16 nodes, and growth with N no
 worse than linear: growth = (t_N / t_N0) / (N / N0) <= 1 against the smallest N measured.
-Wall seconds move with whatever else the machine runs (the load average is printed); the
-loops' own CPU seconds move less. The embedded chain runs 4 and 16 nodes by default: at 16 a
+Wall seconds move with whatever else the machine runs (the load average is printed) and with
+the machine's own speed, which on shared hosts swings threefold from hour to hour: each anvil
+size also times a bare eth_blockNumber round trip in the same run (RPC ms) and gives s/round
+in those round trips (RTs/round), a figure that travels between machines. The loops' own CPU
+seconds move less. The embedded chain runs 4 and 16 nodes by default: at 16 a
 size already takes minutes there. Figures are printed, never asserted.
 """
 
@@ -44,8 +47,10 @@ import collections
 import contextlib
 import functools
 import hashlib
+import http.client
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -54,6 +59,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import numpy as np
 from eth_utils.crypto import keccak
@@ -343,6 +349,26 @@ def anvil_url(rpc: str | None, workdir: Path) -> Iterator[str]:
 # ---------------------------------------------------------------- one federation
 
 
+def round_trip_ms(rpc: str, count: int = 200) -> float:
+    """The median round trip of a bare `eth_blockNumber` to the endpoint, in ms: a peer
+    measured in the same run, as the machine runs now (this one's speed varies threefold
+    from hour to hour), to read s/round against."""
+    parts = urlsplit(rpc)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+    times = []
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            headers = {"Content-Type": "application/json"}
+            connection.request("POST", parts.path or "/", body, headers)
+            connection.getresponse().read()
+            times.append(time.perf_counter() - began)
+    finally:
+        connection.close()
+    return statistics.median(times) * 1000
+
+
 def node_key(label: str, index: int) -> bytes:
     """A fixed key per node: runs are reproducible (same seats, same committee)."""
     digest = hashlib.sha256(f"bench/round/{label}/{index}".encode()).digest()
@@ -353,6 +379,7 @@ def measure(
     rpc: str, nodes: int, rounds: int, committee: int, workdir: Path, *, chain: str
 ) -> dict[str, Any]:
     """Deploy, register `nodes` nodes, run `rounds` rounds; return the figures per round."""
+    reference = round_trip_ms(rpc) if chain == "anvil" else 0.0
     w3 = connect(rpc)
     chain_id = int(w3.eth.chain_id)
     store = EmbeddedStore(workdir / "store")
@@ -429,7 +456,12 @@ def measure(
     wall = time.perf_counter() - began
     finalized = sum(1 for r in range(1, rounds + 1) if owner.get_round(r).phase.name == "FINALIZED")
     store.close()
-    return figures(chain, nodes, k, config.quorum, rounds, meter, books, wall, advances, finalized)
+    result = figures(
+        chain, nodes, k, config.quorum, rounds, meter, books, wall, advances, finalized
+    )
+    if chain == "anvil":
+        result["rpc_round_trip_ms"] = (reference + round_trip_ms(rpc)) / 2
+    return result
 
 
 def past(owner: Web3Ledger, r: int) -> bool:
@@ -572,21 +604,28 @@ def render(report: dict[str, Any]) -> str:
         f"load average {report['load_average']:.1f} at the end",
         "s/round: all nodes' steps, one after another in one process (CPU s: the loops' own "
         "share of it); s/node = s/round / N; growth = (t_N/t_N0)/(N/N0), <= 1 is no worse "
-        "than linear",
+        "than linear; RPC ms: a bare eth_blockNumber round trip to anvil in the same run, and "
+        "s/round in those (RTs/round), to compare runs on machines of other speeds",
         "",
         f"{'chain':<9}{'nodes':>6}{'k':>4}{'s/round':>9}{'CPU s':>7}{'s/node':>8}{'growth':>8}"
         f"{'train s':>9}{'tx/node':>9}{'gas/node':>10}{'KiB pin/node':>14}"
-        f"{'KiB fetch/node':>16}{'pairing':>9}",
+        f"{'KiB fetch/node':>16}{'pairing':>9}{'RPC ms':>8}{'RTs/round':>10}",
     ]
     for run in report["runs"]:
         pairing = f"{run['pairing_share']:>8.0%}" if "pairing_share" in run else f"{'-':>8}"
+        trip = run.get("rpc_round_trip_ms")
+        trips = (
+            f"{trip:>8.2f}{run['coordination_s_per_round'] * 1000 / trip:>10,.0f}"
+            if trip
+            else f"{'-':>8}{'-':>10}"
+        )
         lines.append(
             f"{run['chain']:<9}{run['nodes']:>6}{run['k']:>4}"
             f"{run['coordination_s_per_round']:>9.2f}{run['cpu_s_per_round']:>7.2f}"
             f"{run['coordination_s_per_node']:>8.3f}"
             f"{run['growth']:>8.2f}{run['train_s_per_round']:>9.2f}{run['tx_per_node']:>9.2f}"
             f"{run['gas_per_node']:>10,.0f}{run['kib_pinned_per_node']:>14.1f}"
-            f"{run['kib_fetched_per_node']:>16.1f} {pairing}"
+            f"{run['kib_fetched_per_node']:>16.1f} {pairing}{trips}"
         )
     unfinished = [run for run in report["runs"] if run["finalized"] != run["rounds"]]
     for run in unfinished:
