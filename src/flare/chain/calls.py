@@ -16,8 +16,11 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.abi import collapse_if_tuple, function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
+
+from flare.protocol.errors import ConfigError
 
 Shape = Callable[[Any], Any]
 
@@ -39,8 +42,14 @@ class Function:
         self._shapes = [_shape(arg) for arg in item.get("outputs", [])]
 
     def encode(self, args: Sequence[Any]) -> bytes:
-        """The calldata: selector and ABI-encoded arguments."""
-        return self.selector + abi_encode(self.inputs, list(args))
+        """The calldata: selector and ABI-encoded arguments (`ConfigError` for ones that do
+        not fit the types, such as a negative round)."""
+        try:
+            return self.selector + abi_encode(self.inputs, list(args))
+        except (EncodingError, TypeError, ValueError) as error:
+            raise ConfigError(
+                f"cannot call {self.name}({', '.join(self.inputs)}) with {list(args)!r}: {error}"
+            ) from error
 
     def decode(self, data: bytes) -> Any:
         """The result: the single output, or a tuple of several."""

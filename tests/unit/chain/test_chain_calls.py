@@ -11,6 +11,7 @@ from web3 import Web3
 
 from flare.chain.artifact import load_artifact
 from flare.chain.calls import ContractCalls, UnknownFunctionError
+from flare.protocol.errors import ConfigError
 
 ABI = load_artifact().abi
 NODE = "0x" + "ab" * 20
@@ -67,3 +68,10 @@ def test_results_come_back_in_web3s_shapes() -> None:
 def test_an_unknown_function_is_a_key_error_naming_it() -> None:
     with pytest.raises(UnknownFunctionError, match="noSuchView"):
         ContractCalls(ABI)["noSuchView"]
+
+
+def test_arguments_that_do_not_fit_are_a_config_error_naming_the_call() -> None:
+    with pytest.raises(ConfigError, match=r"getRound\(uint256\)"):
+        ContractCalls(ABI)["getRound"].encode([-1])
+    with pytest.raises(ConfigError, match="updateOf"):
+        ContractCalls(ABI)["updateOf"].encode([1, "not an address"])
