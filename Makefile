@@ -45,7 +45,7 @@ demo: setup  ## run a 4-node federation for 3 rounds on the embedded chain and s
 	$(BIN)/flare-node demo
 
 test: setup lint contracts-test slither  ## everything CI runs: lint, types, layers, forge, slither, pytest
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow" -q --durations=15
 
 # ---------------------------------------------------------------- pieces
 
