@@ -25,10 +25,11 @@ in the pairing check (and in all BLS precompiles) is measured by wrapping them.
 Targets, on anvil: at most 3 s of coordination per round at 16 nodes, and growth with N no
 worse than linear: growth = (t_N / t_N0) / (N / N0) <= 1 against the smallest N measured.
 Wall seconds move with whatever else the machine runs (the load average is printed) and with
-the machine's own speed, which on shared hosts swings threefold from hour to hour: each anvil
-size also times a bare eth_blockNumber round trip in the same run (RPC ms) and gives s/round
-in those round trips (RTs/round), a figure that travels between machines. The loops' own CPU
-seconds move less. The embedded chain runs 4 and 16 nodes by default: at 16 a
+the machine's own speed, which on shared hosts swings twofold or more from hour to hour (hosts
+that throttle sustained load included): on anvil, bare eth_blockNumber round trips are timed
+between the loops' steps, under the same load (RPC ms, their median), and s/round is also
+given in those round trips (RTs/round), a figure that moves less between machines and hours.
+The loops' own CPU seconds move less too. The embedded chain runs 4 and 16 nodes by default: at 16 a
 size already takes minutes there. Figures are printed, never asserted.
 """
 
@@ -295,12 +296,17 @@ class MeteredTrainer:
 class TimedLoop:
     """A node loop whose every step is a span: the root of everything the node does."""
 
-    def __init__(self, loop: NodeLoop, meter: Meter) -> None:
-        self.loop, self._meter = loop, meter
+    def __init__(
+        self, loop: NodeLoop, meter: Meter, between: Callable[[], None] | None = None
+    ) -> None:
+        self.loop, self._meter, self._between = loop, meter, between
 
     def step(self) -> Any:
         with self._meter.span("step"):
-            return self.loop.step()
+            result = self.loop.step()
+        if self._between is not None:
+            self._between()  # outside the span: not the node's time
+        return result
 
 
 @contextlib.contextmanager
@@ -349,24 +355,33 @@ def anvil_url(rpc: str | None, workdir: Path) -> Iterator[str]:
 # ---------------------------------------------------------------- one federation
 
 
-def round_trip_ms(rpc: str, count: int = 200) -> float:
-    """The median round trip of a bare `eth_blockNumber` to the endpoint, in ms: a peer
-    measured in the same run, as the machine runs now (this one's speed varies threefold
-    from hour to hour), to read s/round against."""
-    parts = urlsplit(rpc)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
-    times = []
-    try:
+class RoundTrips:
+    """Bare `eth_blockNumber` round trips to the endpoint, timed between the loops' steps: a
+    peer measured in the same run, under the same load, to read s/round against. (This
+    machine's speed swings from hour to hour, and hosts that throttle sustained load run a
+    short probe at full speed: a probe before and after the run would miss the slowdown.)"""
+
+    def __init__(self, rpc: str) -> None:
+        parts = urlsplit(rpc)
+        self._path = parts.path or "/"
+        self._connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+        self._body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+        self.times: list[float] = []
+
+    def sample(self, count: int = 3) -> None:
         for _ in range(count):
             began = time.perf_counter()
-            headers = {"Content-Type": "application/json"}
-            connection.request("POST", parts.path or "/", body, headers)
-            connection.getresponse().read()
-            times.append(time.perf_counter() - began)
-    finally:
-        connection.close()
-    return statistics.median(times) * 1000
+            self._connection.request(
+                "POST", self._path, self._body, {"Content-Type": "application/json"}
+            )
+            self._connection.getresponse().read()
+            self.times.append(time.perf_counter() - began)
+
+    def median_ms(self) -> float:
+        return statistics.median(self.times) * 1000
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def node_key(label: str, index: int) -> bytes:
@@ -379,7 +394,7 @@ def measure(
     rpc: str, nodes: int, rounds: int, committee: int, workdir: Path, *, chain: str
 ) -> dict[str, Any]:
     """Deploy, register `nodes` nodes, run `rounds` rounds; return the figures per round."""
-    reference = round_trip_ms(rpc) if chain == "anvil" else 0.0
+    trips = RoundTrips(rpc) if chain == "anvil" else None
     w3 = connect(rpc)
     chain_id = int(w3.eth.chain_id)
     store = EmbeddedStore(workdir / "store")
@@ -436,7 +451,7 @@ def measure(
             from_block=record.block,
             retention=Retention(),
         )
-        loops.append(TimedLoop(loop, meter))
+        loops.append(TimedLoop(loop, meter, trips.sample if trips is not None else None))
     owner.start()
     meter.reset()
 
@@ -460,7 +475,8 @@ def measure(
         chain, nodes, k, config.quorum, rounds, meter, books, wall, advances, finalized
     )
     if chain == "anvil":
-        result["rpc_round_trip_ms"] = (reference + round_trip_ms(rpc)) / 2
+        result["rpc_round_trip_ms"] = trips.median_ms()
+        trips.close()
     return result
 
 
@@ -604,8 +620,8 @@ def render(report: dict[str, Any]) -> str:
         f"load average {report['load_average']:.1f} at the end",
         "s/round: all nodes' steps, one after another in one process (CPU s: the loops' own "
         "share of it); s/node = s/round / N; growth = (t_N/t_N0)/(N/N0), <= 1 is no worse "
-        "than linear; RPC ms: a bare eth_blockNumber round trip to anvil in the same run, and "
-        "s/round in those (RTs/round), to compare runs on machines of other speeds",
+        "than linear; RPC ms: the median bare eth_blockNumber round trip to anvil, timed between "
+        "the steps, and s/round in those (RTs/round), to compare runs at other machine speeds",
         "",
         f"{'chain':<9}{'nodes':>6}{'k':>4}{'s/round':>9}{'CPU s':>7}{'s/node':>8}{'growth':>8}"
         f"{'train s':>9}{'tx/node':>9}{'gas/node':>10}{'KiB pin/node':>14}"
