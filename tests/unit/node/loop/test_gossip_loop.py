@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nacl.signing
+import pytest
 from loop_harness import Federation, Proxy, acted
 
 from flare.node.gossip.memory import MemoryNetwork
@@ -112,6 +113,8 @@ def _checksum(lower: str, registered: dict[str, str]) -> str:
     return next(a for a in registered if a.lower() == lower)
 
 
+# test_federation_faults shows the same with real libp2p processes, in the default run
+@pytest.mark.slow
 def test_a_node_cut_off_gossip_still_finishes_rounds(
     federation: Federation, tmp_path: Path
 ) -> None:
