@@ -293,7 +293,7 @@ class NodeLoop:
             # --- REVIEW --- recompute the model, then propose or vote
             if self._reviewing is None or self._reviewing[0] != r:
                 # Seats are settled when Training closes: read once a round. (Were this node
-                # disallowed during Review, the contract would refuse what it sends.)
+                # deregistered during Review, the contract would refuse what it sends.)
                 self._reviewing = (r, self.ledger.is_seat_holder(r, self.address))
             if self._reviewing[1]:
                 self._recheck_review(r)
